@@ -1,0 +1,1 @@
+//! Plumbline collector (being written).

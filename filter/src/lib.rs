@@ -1,0 +1,1 @@
+//! Plumbline filter (being written).

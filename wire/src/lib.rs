@@ -1,0 +1,26 @@
+//! The wire format between Plumbline's filter and its collector.
+//!
+//! This crate owns the record and batch types, their postcard 1.x encoding, the validation a
+//! collector applies before trusting a batch, the batch reply that carries decisions back, and
+//! the keyed hash that turns a secret into a consumer id. It builds for `wasm32-wasip1` and
+//! native targets and must not depend on proxy-wasm, tokio or anything that does I/O.
+//!
+//! Why postcard and not bincode: bincode ceased development in 2025 and its last release does
+//! not compile; postcard 1.x has a documented, stable wire format, which matters because filters
+//! and collectors roll out independently across a mesh.
+
+mod batch;
+mod decision;
+mod identity;
+mod record;
+
+pub use batch::{Batch, BatchBuilder, DecodeError, Limits};
+pub use decision::{Action, BatchReply, Decision, DecisionSet, Mode, Subject};
+pub use identity::{consumer_id, ConsumerId, ParseConsumerIdError};
+pub use record::{flags, Addr, Method, Record, StrRef};
+
+/// Version of the encoding; bumped on any incompatible change to these types.
+pub const FORMAT_VERSION: u16 = 1;
+
+/// Content type of an encoded batch or batch reply.
+pub const CONTENT_TYPE: &str = "application/x-plumbline-batch";
