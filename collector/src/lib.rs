@@ -1,1 +1,12 @@
-//! Plumbline collector (being written).
+//! Plumbline's collector: receives record batches from filters (and records parsed from access
+//! logs), builds the inventory of endpoints and the profile of each consumer, keeps them in an
+//! embedded SQLite database, and serves them over an HTTP API and a CLI.
+//!
+//! One module per stage: [`ingest`] (batches and log files), [`inventory`], [`consumers`],
+//! [`filters`] (reporting filter instances), [`pipeline`] (a batch through all of them),
+//! [`store`] (SQLite), [`api`] (HTTP), [`cli`] and [`config`].
+
+pub mod inventory;
+pub mod consumers;
+pub mod filters;
+pub mod pipeline;
