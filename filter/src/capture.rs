@@ -1,0 +1,431 @@
+//! Per-request capture: what one proxied request becomes in the buffer, read at end of stream.
+//!
+//! A [`Captured`] request holds metadata only: method, host, path with query values dropped
+//! (parameter names kept), status, sizes, timing, the hashed consumer, client address, user
+//! agent, content types and a label. Its texts sit in one allocation, each capped in length, so
+//! a buffered record stays small. Header values are bytes and may be any bytes at all.
+
+use crate::config::{ClientAddress, Settings};
+use crate::host::{as_i64, RequestView};
+use crate::identity;
+use plumbline_wire::{flags, Addr, ConsumerId};
+use std::net::{IpAddr, SocketAddr};
+
+/// Longest path (with query names) kept per record, in bytes.
+pub const MAX_PATH_BYTES: usize = 1024;
+/// Longest other text (host, user agent, content type, label, method) kept, in bytes.
+pub const MAX_TEXT_BYTES: usize = 256;
+
+/// The texts of a record, in the order they are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Method,
+    Host,
+    /// The path with query values dropped: `/a/b?name1&name2`.
+    Path,
+    UserAgent,
+    RequestType,
+    ResponseType,
+    Label,
+}
+
+const FIELDS: usize = 7;
+
+impl Field {
+    fn index(self) -> usize {
+        match self {
+            Field::Method => 0,
+            Field::Host => 1,
+            Field::Path => 2,
+            Field::UserAgent => 3,
+            Field::RequestType => 4,
+            Field::ResponseType => 5,
+            Field::Label => 6,
+        }
+    }
+}
+
+/// One request, captured at end of stream and waiting in the buffer to be batched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Captured {
+    /// Unix milliseconds at which the request started.
+    pub start_ms: u64,
+    texts: Box<[u8]>,
+    ends: [u16; FIELDS],
+    /// Response status; 0 when the stream ended without one.
+    pub status: u16,
+    pub request_bytes: u64,
+    pub response_bytes: u64,
+    pub duration_us: u32,
+    pub consumer: Option<ConsumerId>,
+    pub client: Option<Addr>,
+    /// Bits from [`plumbline_wire::flags`] known at capture (e.g. local reply).
+    pub flags: u8,
+    pub weight: u32,
+}
+
+impl Captured {
+    /// A text of the record; empty when absent.
+    pub fn text(&self, field: Field) -> &[u8] {
+        let i = field.index();
+        let start = match i.checked_sub(1) {
+            Some(prev) => self.ends.get(prev).copied().unwrap_or(0),
+            None => 0,
+        };
+        let end = self.ends.get(i).copied().unwrap_or(0);
+        self.texts
+            .get(usize::from(start)..usize::from(end))
+            .unwrap_or_default()
+    }
+
+    /// A text that may be absent: `None` when empty.
+    pub fn optional_text(&self, field: Field) -> Option<&[u8]> {
+        Some(self.text(field)).filter(|t| !t.is_empty())
+    }
+}
+
+/// Packs texts into one allocation in [`Field`] order, capping each one.
+#[derive(Default)]
+struct TextPacker {
+    bytes: Vec<u8>,
+    ends: [u16; FIELDS],
+    next: usize,
+}
+
+impl TextPacker {
+    fn with_capacity(capacity: usize) -> Self {
+        TextPacker {
+            bytes: Vec::with_capacity(capacity),
+            ..TextPacker::default()
+        }
+    }
+
+    fn push(&mut self, text: Option<&[u8]>) {
+        let text = text.unwrap_or_default();
+        let kept = text.get(..MAX_TEXT_BYTES).unwrap_or(text);
+        self.bytes.extend_from_slice(kept);
+        self.end_field();
+    }
+
+    fn push_path(&mut self, raw: Option<&[u8]>) {
+        strip_query_values(raw.unwrap_or_default(), &mut self.bytes, MAX_PATH_BYTES);
+        self.end_field();
+    }
+
+    fn end_field(&mut self) {
+        let end = u16::try_from(self.bytes.len()).unwrap_or(u16::MAX);
+        if let Some(slot) = self.ends.get_mut(self.next) {
+            *slot = end;
+        }
+        self.next += 1;
+    }
+
+    fn finish(self) -> (Box<[u8]>, [u16; FIELDS]) {
+        (self.bytes.into_boxed_slice(), self.ends)
+    }
+}
+
+/// Appends `raw` (a request target) to `out` with query values dropped: `/p?a=1&b` → `/p?a&b`.
+/// Empty names are skipped; nothing past `cap` bytes of output is written.
+pub fn strip_query_values(raw: &[u8], out: &mut Vec<u8>, cap: usize) {
+    let limit = out.len().saturating_add(cap);
+    let (path, query) = match raw.iter().position(|b| *b == b'?') {
+        Some(at) => (raw.get(..at).unwrap_or_default(), raw.get(at + 1..)),
+        None => (raw, None),
+    };
+    out.extend_from_slice(path.get(..cap).unwrap_or(path));
+    let names = query
+        .into_iter()
+        .flat_map(|q| q.split(|b| *b == b'&'))
+        .map(|pair| pair.split(|b| *b == b'=').next().unwrap_or_default())
+        .filter(|name| !name.is_empty());
+    let mut separator = b'?';
+    for name in names {
+        if out.len() + 1 + name.len() > limit {
+            break;
+        }
+        out.push(separator);
+        out.extend_from_slice(name);
+        separator = b'&';
+    }
+}
+
+/// Reads one finished request from `view` into a record standing for `weight` requests.
+pub fn capture(view: &impl RequestView, settings: &Settings, weight: u32) -> Captured {
+    let (start_ms, duration_us) = timing(view);
+    let method = view.request_header(":method");
+    let host = view.request_header(":authority");
+    let path = view.request_header(":path");
+    let user_agent = view.request_header("user-agent");
+    let request_type = view.request_header("content-type");
+    let response_type = view.response_header("content-type");
+    let label = settings
+        .label_header
+        .as_deref()
+        .and_then(|name| view.request_header(name));
+
+    let texts = [
+        &method,
+        &host,
+        &path,
+        &user_agent,
+        &request_type,
+        &response_type,
+        &label,
+    ];
+    let capacity = texts
+        .iter()
+        .map(|t| t.as_ref().map_or(0, Vec::len).min(MAX_PATH_BYTES))
+        .sum();
+    let mut packer = TextPacker::with_capacity(capacity);
+    packer.push(method.as_deref());
+    packer.push(host.as_deref());
+    packer.push_path(path.as_deref());
+    packer.push(user_agent.as_deref());
+    packer.push(request_type.as_deref());
+    packer.push(response_type.as_deref());
+    packer.push(label.as_deref());
+    let (texts, ends) = packer.finish();
+
+    Captured {
+        start_ms,
+        texts,
+        ends,
+        status: status(view),
+        request_bytes: size(view, "request"),
+        response_bytes: size(view, "response"),
+        duration_us,
+        consumer: identity::resolve(&settings.identity, &settings.hasher, view),
+        client: client(view, &settings.client_address),
+        flags: reply_flags(view),
+        weight,
+    }
+}
+
+/// Start time (Unix ms) and duration (µs) of the request.
+fn timing(view: &impl RequestView) -> (u64, u32) {
+    let nanos = |name| view.property(&["request", name]).and_then(|b| as_i64(&b));
+    let duration_ns = nanos("duration").and_then(|d| u64::try_from(d).ok());
+    let duration_us = duration_ns.map_or(0, |d| u32::try_from(d / 1000).unwrap_or(u32::MAX));
+    let start_ms = match nanos("time").and_then(|t| u64::try_from(t).ok()) {
+        Some(t) => t / 1_000_000,
+        None => view
+            .now_ms()
+            .saturating_sub(duration_ns.unwrap_or(0) / 1_000_000),
+    };
+    (start_ms, duration_us)
+}
+
+fn status(view: &impl RequestView) -> u16 {
+    let code = view
+        .property(&["response", "code"])
+        .and_then(|b| as_i64(&b));
+    code.and_then(|c| u16::try_from(c).ok()).unwrap_or(0)
+}
+
+/// Body bytes of the request or response, as Envoy counts them.
+fn size(view: &impl RequestView, side: &str) -> u64 {
+    let bytes = view.property(&[side, "size"]).and_then(|b| as_i64(&b));
+    bytes.and_then(|n| u64::try_from(n).ok()).unwrap_or(0)
+}
+
+/// `LOCAL_REPLY` when Envoy says the response did not come from the upstream.
+fn reply_flags(view: &impl RequestView) -> u8 {
+    match view.property(&["response", "code_details"]) {
+        Some(details) if !details.is_empty() && details != b"via_upstream" => flags::LOCAL_REPLY,
+        _ => 0,
+    }
+}
+
+/// The client address under the configured policy; falls back to the downstream peer.
+fn client(view: &impl RequestView, policy: &ClientAddress) -> Option<Addr> {
+    let forwarded = match policy {
+        ClientAddress::Downstream => None,
+        ClientAddress::XForwardedFor { trusted_hops } => view
+            .request_header("x-forwarded-for")
+            .and_then(|value| forwarded_client(&value, *trusted_hops)),
+    };
+    forwarded.or_else(|| {
+        let peer = view.property(&["source", "address"])?;
+        parse_addr(&peer)
+    })
+}
+
+/// The `trusted_hops`-th address from the right of an `x-forwarded-for` value: with one trusted
+/// proxy in front, the address that proxy appended. `None` when there are too few entries or the
+/// entry is not an address.
+pub fn forwarded_client(value: &[u8], trusted_hops: u32) -> Option<Addr> {
+    let hops = usize::try_from(trusted_hops).ok()?.checked_sub(1)?;
+    let entry = value.rsplit(|b| *b == b',').nth(hops)?;
+    parse_addr(entry)
+}
+
+/// An IP address, with or without a port (`1.2.3.4`, `1.2.3.4:80`, `::1`, `[::1]:80`).
+pub fn parse_addr(text: &[u8]) -> Option<Addr> {
+    let text = std::str::from_utf8(text).ok()?.trim();
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return Some(Addr::from(ip));
+    }
+    text.parse::<SocketAddr>()
+        .ok()
+        .map(|sock| Addr::from(sock.ip()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::tests::FakeView;
+    use plumbline_wire::consumer_id;
+
+    const SALT: &str = "0123456789abcdef";
+
+    fn settings(extra: &str) -> Settings {
+        let json = format!(
+            r#"{{"collector_cluster": "c", "ingest_token": "t", "hash_salt": "{SALT}"{extra}}}"#
+        );
+        Settings::from_json(json.as_bytes()).unwrap()
+    }
+
+    fn stripped(raw: &str, cap: usize) -> String {
+        let mut out = Vec::new();
+        strip_query_values(raw.as_bytes(), &mut out, cap);
+        String::from_utf8(out).unwrap()
+    }
+
+    fn full_request() -> FakeView {
+        FakeView::default()
+            .header(":method", b"GET")
+            .header(":authority", b"api.example.com")
+            .header(":path", b"/v1/orders/42?page=2&secret=abc")
+            .header("user-agent", b"partner-sdk/2.1")
+            .header("x-api-key", b"key-1")
+            .header("x-partner", b"acme")
+            .response_header("content-type", b"application/json")
+            .int_property(&["request", "time"], 1_700_000_000_123_456_789)
+            .int_property(&["request", "duration"], 2_500_000)
+            .int_property(&["response", "code"], 200)
+            .int_property(&["request", "size"], 0)
+            .int_property(&["response", "size"], 1832)
+            .property(&["response", "code_details"], b"via_upstream")
+            .property(&["source", "address"], b"10.0.0.7:52144")
+    }
+
+    #[test]
+    fn query_values_are_dropped_and_names_kept() {
+        assert_eq!(stripped("/a/b?x=1&y=2&flag", 100), "/a/b?x&y&flag");
+        assert_eq!(stripped("/a?=v&&z=", 100), "/a?z");
+        assert_eq!(stripped("/a?", 100), "/a");
+        assert_eq!(stripped("/plain", 100), "/plain");
+        assert_eq!(stripped("", 100), "");
+    }
+
+    #[test]
+    fn a_long_path_is_cut_at_the_cap_and_names_that_do_not_fit_are_left_out() {
+        assert_eq!(stripped("/abcdef?x=1", 4), "/abc");
+        assert_eq!(stripped("/ab?xy=1&z=2", 6), "/ab?xy");
+    }
+
+    #[test]
+    fn a_full_request_is_captured_with_every_field() {
+        let s = settings(r#", "label_header": "x-partner""#);
+        let c = capture(&full_request(), &s, 1);
+        assert_eq!(c.text(Field::Method), b"GET");
+        assert_eq!(c.text(Field::Host), b"api.example.com");
+        assert_eq!(c.text(Field::Path), b"/v1/orders/42?page&secret");
+        assert_eq!(c.text(Field::UserAgent), b"partner-sdk/2.1");
+        assert_eq!(c.optional_text(Field::RequestType), None);
+        assert_eq!(c.text(Field::ResponseType), b"application/json");
+        assert_eq!(c.text(Field::Label), b"acme");
+        assert_eq!(c.start_ms, 1_700_000_000_123);
+        assert_eq!(c.duration_us, 2500);
+        assert_eq!(
+            (c.status, c.request_bytes, c.response_bytes),
+            (200, 0, 1832)
+        );
+        assert_eq!(c.consumer, Some(consumer_id(SALT.as_bytes(), b"key-1")));
+        assert_eq!(c.client, Some(Addr::V4([10, 0, 0, 7])));
+        assert_eq!((c.flags, c.weight), (0, 1));
+    }
+
+    #[test]
+    fn no_secret_or_query_value_is_kept_in_a_captured_record() {
+        let c = capture(&full_request(), &settings(""), 1);
+        let all: Vec<u8> = c.texts.to_vec();
+        let text = String::from_utf8_lossy(&all);
+        assert!(!text.contains("key-1") && !text.contains("abc"), "{text}");
+    }
+
+    #[test]
+    fn header_values_that_are_not_utf8_are_captured_as_bytes() {
+        let view = full_request()
+            .header("user-agent", &[0xff, 0xfe, b'x'])
+            .header("x-api-key", &[0xff, 0xfe]);
+        let c = capture(&view, &settings(""), 1);
+        assert_eq!(c.text(Field::UserAgent), &[0xff, 0xfe, b'x']);
+        assert_eq!(
+            c.consumer,
+            Some(consumer_id(SALT.as_bytes(), &[0xff, 0xfe]))
+        );
+    }
+
+    #[test]
+    fn a_request_with_nothing_readable_is_still_captured() {
+        let view = FakeView::at(5_000);
+        let c = capture(&view, &settings(""), 3);
+        assert_eq!(c.start_ms, 5_000);
+        assert_eq!((c.status, c.duration_us, c.weight), (0, 0, 3));
+        assert_eq!((c.consumer, c.client), (None, None));
+        assert_eq!(c.text(Field::Path), b"");
+    }
+
+    #[test]
+    fn long_texts_are_capped() {
+        let long = vec![b'a'; 5000];
+        let view = full_request()
+            .header("user-agent", &long)
+            .header(":path", &long);
+        let c = capture(&view, &settings(""), 1);
+        assert_eq!(c.text(Field::UserAgent).len(), MAX_TEXT_BYTES);
+        assert_eq!(c.text(Field::Path).len(), MAX_PATH_BYTES);
+        assert_eq!(c.text(Field::ResponseType), b"application/json");
+    }
+
+    #[test]
+    fn a_reply_not_from_the_upstream_is_flagged_local() {
+        let view = full_request().property(&["response", "code_details"], b"route_not_found");
+        let c = capture(&view, &settings(""), 1);
+        assert_eq!(c.flags, flags::LOCAL_REPLY);
+    }
+
+    #[test]
+    fn the_forwarded_client_is_counted_from_the_right() {
+        let xff = b"203.0.113.9, 198.51.100.2:443 ,10.0.0.1";
+        assert_eq!(forwarded_client(xff, 1), Some(Addr::V4([10, 0, 0, 1])));
+        assert_eq!(forwarded_client(xff, 2), Some(Addr::V4([198, 51, 100, 2])));
+        assert_eq!(forwarded_client(xff, 3), Some(Addr::V4([203, 0, 113, 9])));
+        assert_eq!(forwarded_client(xff, 4), None);
+        assert_eq!(forwarded_client(xff, 0), None);
+        assert_eq!(forwarded_client(b"unknown", 1), None);
+    }
+
+    #[test]
+    fn ipv6_addresses_parse_with_or_without_port_and_mapped_v4_becomes_v4() {
+        assert!(matches!(parse_addr(b"[2001:db8::1]:80"), Some(Addr::V6(_))));
+        assert!(matches!(parse_addr(b"2001:db8::1"), Some(Addr::V6(_))));
+        assert_eq!(parse_addr(b"::ffff:1.2.3.4"), Some(Addr::V4([1, 2, 3, 4])));
+        assert_eq!(parse_addr(&[0xff]), None);
+    }
+
+    #[test]
+    fn x_forwarded_for_falls_back_to_the_downstream_peer_when_too_short() {
+        let xff = r#", "client_address": {"source": "x_forwarded_for", "trusted_hops": 2}"#;
+        let s = settings(xff);
+        let view = full_request().header("x-forwarded-for", b"203.0.113.9");
+        assert_eq!(capture(&view, &s, 1).client, Some(Addr::V4([10, 0, 0, 7])));
+        let view = full_request().header("x-forwarded-for", b"203.0.113.9, 10.1.1.1");
+        assert_eq!(
+            capture(&view, &s, 1).client,
+            Some(Addr::V4([203, 0, 113, 9]))
+        );
+    }
+}
