@@ -183,6 +183,8 @@ mod tests {
         consumers.resolve(consumer_id(b"shared-salt", b"partner-key-1"));
         let looked_up = consumer_id(b"shared-salt", b"partner-key-1");
         assert!(consumers.find(&looked_up).is_some());
-        assert!(consumers.find(&consumer_id(b"other-salt", b"partner-key-1")).is_none());
+        assert!(consumers
+            .find(&consumer_id(b"other-salt", b"partner-key-1"))
+            .is_none());
     }
 }

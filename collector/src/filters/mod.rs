@@ -26,7 +26,11 @@ impl SeqWindow {
     pub fn accept(&mut self, seq: u64) -> bool {
         if seq >= self.next {
             let shift = (seq - self.next).saturating_add(1);
-            self.seen = if shift >= WINDOW { 0 } else { self.seen << shift };
+            self.seen = if shift >= WINDOW {
+                0
+            } else {
+                self.seen << shift
+            };
             self.seen |= 1;
             self.next = seq.saturating_add(1);
             return true;
@@ -154,7 +158,8 @@ impl Filters {
     /// Puts back an instance read from the store.
     pub fn restore(&mut self, mut filter: Filter) {
         filter.dirty = false;
-        self.map.insert((filter.node.clone(), filter.instance), filter);
+        self.map
+            .insert((filter.node.clone(), filter.instance), filter);
     }
 
     /// Instances changed and instances forgotten since the last call, for the store.
@@ -212,7 +217,10 @@ mod tests {
     fn the_least_recent_instance_is_forgotten_past_the_cap() {
         let mut filters = Filters::new(2);
         for (instance, now) in [(1, 10), (2, 20), (3, 30)] {
-            let h = BatchHeader { instance, ..header(0) };
+            let h = BatchHeader {
+                instance,
+                ..header(0)
+            };
             filters.batch(h, now);
         }
         assert_eq!(filters.len(), 2);

@@ -54,7 +54,10 @@ fn singular(word: &str) -> Option<String> {
     }
     let stem = if let Some(stem) = word.strip_suffix("ies") {
         format!("{stem}y")
-    } else if ["ches", "shes", "sses", "xes"].iter().any(|s| word.ends_with(s)) {
+    } else if ["ches", "shes", "sses", "xes"]
+        .iter()
+        .any(|s| word.ends_with(s))
+    {
         word[..word.len() - 2].to_string()
     } else if word.ends_with("ss") || word.ends_with("us") {
         word.to_string()

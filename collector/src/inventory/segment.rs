@@ -204,7 +204,10 @@ mod tests {
     #[test]
     fn git_shas_short_and_long_become_hex() {
         assert_eq!(kind("a94a8fe"), Some("hex"));
-        assert_eq!(kind("6dcb09b5b57875f334f61aebed695e2e4193db5e"), Some("hex"));
+        assert_eq!(
+            kind("6dcb09b5b57875f334f61aebed695e2e4193db5e"),
+            Some("hex")
+        );
     }
 
     #[test]
@@ -237,7 +240,14 @@ mod tests {
 
     #[test]
     fn words_and_slugs_stay_literal() {
-        for word in ["users", "v1", "repos", "release-notes-2024", "hello-world", "api"] {
+        for word in [
+            "users",
+            "v1",
+            "repos",
+            "release-notes-2024",
+            "hello-world",
+            "api",
+        ] {
             assert_eq!(kind(word), None, "{word}");
         }
     }

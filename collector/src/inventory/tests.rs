@@ -43,7 +43,10 @@ struct Lcg(u64);
 
 impl Lcg {
     fn below(&mut self, n: usize) -> usize {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((self.0 >> 33) as usize) % n
     }
 }
@@ -53,11 +56,21 @@ fn typed_segments_become_placeholders() {
     let mut inv = inventory();
     observe(&mut inv, "GET", "/users/42", None);
     observe(&mut inv, "GET", "/users/43", None);
-    observe(&mut inv, "GET", "/orders/3f2504e0-4f89-11d3-9a0c-0305e82c3301", None);
+    observe(
+        &mut inv,
+        "GET",
+        "/orders/3f2504e0-4f89-11d3-9a0c-0305e82c3301",
+        None,
+    );
     observe(&mut inv, "GET", "/commits/a94a8fe5cc", None);
     observe(&mut inv, "GET", "/reports/2024-01-31", None);
     observe(&mut inv, "GET", "/people/jane@example.com", None);
-    observe(&mut inv, "GET", "/sessions/sk_live_4eC39HqLyjWDarjtT1zdp7dc", None);
+    observe(
+        &mut inv,
+        "GET",
+        "/sessions/sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+        None,
+    );
     assert_eq!(
         paths(&inv),
         [
@@ -97,11 +110,26 @@ fn small_word_sets_stay_literal() {
 fn many_names_at_one_position_collapse_into_a_parameter_and_merge() {
     let mut inv = inventory();
     for i in 0..30u32 {
-        observe(&mut inv, "GET", &format!("/files/report-{}", word(i)), Some(i % 3));
-        observe(&mut inv, "DELETE", &format!("/files/report-{}", word(i)), None);
+        observe(
+            &mut inv,
+            "GET",
+            &format!("/files/report-{}", word(i)),
+            Some(i % 3),
+        );
+        observe(
+            &mut inv,
+            "DELETE",
+            &format!("/files/report-{}", word(i)),
+            None,
+        );
     }
     assert_eq!(paths(&inv), ["DELETE /files/{file}", "GET /files/{file}"]);
-    let get = inv.endpoints().iter().find(|(_, e)| &*e.method == "GET").unwrap().1;
+    let get = inv
+        .endpoints()
+        .iter()
+        .find(|(_, e)| &*e.method == "GET")
+        .unwrap()
+        .1;
     assert_eq!(get.calls, 30);
     assert_eq!(get.consumers.len(), 3);
 }
@@ -129,10 +157,33 @@ fn word(i: u32) -> String {
 fn github_owner_repo_paths_come_out_templated_with_subresources_literal() {
     let owners: Vec<String> = (0..30).map(|i| format!("{}-org", word(i))).collect();
     let subresources = [
-        "issues", "pulls", "commits", "branches", "releases", "tags", "contributors",
-        "languages", "stargazers", "forks", "hooks", "labels", "milestones", "deployments",
-        "collaborators", "subscribers", "topics", "teams", "events", "actions", "environments",
-        "readme", "license", "traffic", "stats", "pages", "projects",
+        "issues",
+        "pulls",
+        "commits",
+        "branches",
+        "releases",
+        "tags",
+        "contributors",
+        "languages",
+        "stargazers",
+        "forks",
+        "hooks",
+        "labels",
+        "milestones",
+        "deployments",
+        "collaborators",
+        "subscribers",
+        "topics",
+        "teams",
+        "events",
+        "actions",
+        "environments",
+        "readme",
+        "license",
+        "traffic",
+        "stats",
+        "pages",
+        "projects",
     ];
     let mut inv = inventory();
     let mut rng = Lcg(7);
@@ -140,7 +191,11 @@ fn github_owner_repo_paths_come_out_templated_with_subresources_literal() {
         let o = rng.below(owners.len());
         let repo = format!("{}-{}", ["api", "web", "cli"][o % 3], word(o as u32 + 3));
         let sub = subresources[rng.below(subresources.len())];
-        let tail = if sub == "issues" { format!("/{}", rng.below(5000)) } else { String::new() };
+        let tail = if sub == "issues" {
+            format!("/{}", rng.below(5000))
+        } else {
+            String::new()
+        };
         let path = format!("/repos/{}/{repo}/{sub}{tail}", owners[o]);
         observe(&mut inv, "GET", &path, Some(rng.below(10) as u32));
     }
@@ -156,7 +211,12 @@ fn github_owner_repo_paths_come_out_templated_with_subresources_literal() {
 fn raw_values_of_replaced_segments_are_not_kept_in_endpoints() {
     let mut inv = inventory();
     for i in 0..40u32 {
-        observe(&mut inv, "GET", &format!("/users/{}/profile", word(i)), None);
+        observe(
+            &mut inv,
+            "GET",
+            &format!("/users/{}/profile", word(i)),
+            None,
+        );
     }
     for (_, endpoint) in inv.endpoints().iter() {
         assert!(!endpoint.path.contains("name"), "{}", endpoint.path);
@@ -179,4 +239,52 @@ fn restored_endpoints_keep_their_templates_and_learned_parameters() {
     let before = again.endpoints().len();
     observe(&mut again, "GET", "/users/somebody-new", None);
     assert_eq!(again.endpoints().len(), before, "{:?}", paths(&again));
+}
+
+#[test]
+fn names_drawn_independently_from_large_pools_become_parameters() {
+    // Like the demo: each name position cycles through its own pool, owners and repositories
+    // are paired at random, and each position holds at most a handful of literal words.
+    let owners: Vec<String> = (0..120u32).map(|i| format!("{}-dev", word(i))).collect();
+    let repos: Vec<String> = (0..300u32).map(|i| format!("swift-{}", word(i))).collect();
+    let teams: Vec<String> = (0..75u32).map(|i| format!("{}-core", word(i))).collect();
+    let templates = [
+        "/repos/{owner}/{repo}",
+        "/repos/{owner}/{repo}/issues/{id}",
+        "/repos/{owner}/{repo}/commits/{hex}",
+        "/repos/{owner}/{repo}/stargazers",
+        "/repos/{owner}/{repo}/branches/{branch}",
+        "/users/{owner}",
+        "/orgs/{owner}/teams/{team}",
+    ];
+    let mut inv = inventory();
+    let mut rng = Lcg(11);
+    let mut cursor = [0usize; 4];
+    let mut next = |pool: &[String], slot: usize| {
+        cursor[slot] += 1;
+        pool[(cursor[slot] * 7919) % pool.len()].clone()
+    };
+    for n in 0..3000 {
+        let template = templates[n % templates.len()];
+        let path = template
+            .replace("{owner}", &next(&owners, 0))
+            .replace("{repo}", &next(&repos, 1))
+            .replace("{branch}", &next(&repos, 2))
+            .replace("{team}", &next(&teams, 3))
+            .replace("{id}", &rng.below(90_000).to_string())
+            .replace("{hex}", &format!("{:x}a9f00d1", rng.below(1 << 30)));
+        observe(&mut inv, "GET", &path, Some(rng.below(25) as u32));
+    }
+    assert_eq!(
+        paths(&inv),
+        [
+            "GET /orgs/{org}/teams/{team}",
+            "GET /repos/{owner}/{repo}",
+            "GET /repos/{owner}/{repo}/branches/{branch}",
+            "GET /repos/{owner}/{repo}/commits/{hex}",
+            "GET /repos/{owner}/{repo}/issues/{id}",
+            "GET /repos/{owner}/{repo}/stargazers",
+            "GET /users/{user}",
+        ]
+    );
 }

@@ -10,14 +10,17 @@
 //! hit count, a 64-bit hash of the values of the parameters above it when first seen (its
 //! *instance*), and whether it was later seen under another instance (*shared*).
 //!
-//! - Under no parameter, a position becomes a parameter once it has `param_threshold`
-//!   distinct literals (four times that for the first segment, which is usually a version or a
-//!   collection).
-//! - Under a parameter, a literal seen under many instances is vocabulary (`issues` below
-//!   every `{owner}/{repo}`); one seen repeatedly under a single instance is a value bound to
-//!   its parent (a repository name below its owner). The position becomes a parameter when
-//!   bound values dominate, or when distinct values reach twice the threshold while almost
-//!   none is shared.
+//! - A position with no parameter above it becomes a parameter once it has `param_threshold`
+//!   distinct literals (four times that for the first segment, which is usually a version or
+//!   a collection).
+//! - A position under a parameter needs more than a count, because vocabulary repeats there
+//!   (`issues`, `pulls`, ... below every `{owner}/{repo}`): it becomes a parameter when it has
+//!   `param_threshold` distinct literals that keep being new (seen at most 1.5 times each on
+//!   average: names from a large population), or early when values bound to their parent
+//!   dominate (at least `param_min_bound` literals each seen repeatedly under one instance,
+//!   from several instances: repository names, each below its owner). Reused words stay
+//!   literal however many they are.
+//! - Past `max_literals` distinct literals, a position becomes a parameter whatever else.
 
 use super::endpoint::{Endpoint, EndpointIdx, EndpointTable};
 use super::naming::{param_name, NameCtx};
@@ -158,7 +161,13 @@ impl Node {
     }
 
     /// Puts back an endpoint read from the store, under its stored template.
-    pub fn restore(&mut self, template: &str, method: &str, idx: EndpointIdx, t: &mut EndpointTable) {
+    pub fn restore(
+        &mut self,
+        template: &str,
+        method: &str,
+        idx: EndpointIdx,
+        t: &mut EndpointTable,
+    ) {
         let mut node = self;
         if let Some(rest) = template.strip_prefix('/').filter(|r| !r.is_empty()) {
             for segment in rest.split('/') {
@@ -197,7 +206,8 @@ where
         } else if let Some(kind) = classify(segment) {
             return typed_step(node, kind, segment, segments, pos, w);
         } else {
-            node.literals.insert(segment.into(), Child::first(pos.instance));
+            node.literals
+                .insert(segment.into(), Child::first(pos.instance));
             if !evaluate(node, pos, w) {
                 return literal_step(node, segment, segments, pos, w);
             }
@@ -208,7 +218,13 @@ where
     descend(&mut param.node, segments, pos.after_value(segment), w)
 }
 
-fn literal_step<'s, I>(node: &mut Node, segment: &'s str, segments: &mut I, pos: Pos<'s>, w: &mut Walk<'_>) -> Option<u32>
+fn literal_step<'s, I>(
+    node: &mut Node,
+    segment: &'s str,
+    segments: &mut I,
+    pos: Pos<'s>,
+    w: &mut Walk<'_>,
+) -> Option<u32>
 where
     I: Iterator<Item = &'s str>,
 {
@@ -251,8 +267,14 @@ fn at_leaf(node: &mut Node, w: &mut Walk<'_>) -> Option<EndpointIdx> {
     if w.table.len() >= w.rules.max_endpoints {
         return None;
     }
-    let path = if w.template.is_empty() { "/" } else { w.template.as_str() };
-    let idx = w.table.create(Endpoint::new(w.host, w.method, path.to_string()));
+    let path = if w.template.is_empty() {
+        "/"
+    } else {
+        w.template.as_str()
+    };
+    let idx = w
+        .table
+        .create(Endpoint::new(w.host, w.method, path.to_string()));
     node.endpoints.push((w.method.into(), idx));
     Some(idx)
 }
@@ -279,22 +301,21 @@ fn evaluate(node: &mut Node, pos: Pos<'_>, w: &mut Walk<'_>) -> bool {
 
 fn decide(node: &Node, pos: &Pos<'_>, rules: &Rules) -> bool {
     let count = node.literals.len();
-    if count == 0 {
-        return false;
-    }
     if count >= rules.max_literals {
         return true;
     }
+    let factor = if pos.depth == 0 { ROOT_FACTOR } else { 1 };
+    let many = count >= rules.param_threshold.saturating_mul(factor);
     if !pos.varies {
-        let factor = if pos.depth == 0 { ROOT_FACTOR } else { 1 };
-        return count >= rules.param_threshold.saturating_mul(factor);
+        return many;
     }
     let evidence = Evidence::of(node);
-    evidence.bound_dominates(rules) || evidence.many_unshared(count, rules)
+    evidence.bound_dominates(rules) || (many && evidence.fresh(count))
 }
 
 /// Counts over the literal children of one node.
 struct Evidence {
+    visits: u64,
     shared: usize,
     bound: usize,
     bound_instances: usize,
@@ -304,7 +325,9 @@ impl Evidence {
     fn of(node: &Node) -> Self {
         let mut instances = Vec::new();
         let mut shared = 0;
+        let mut visits = 0u64;
         for child in node.literals.values() {
+            visits += u64::from(child.hits);
             if child.shared {
                 shared += 1;
             } else if let (true, Some(instance)) = (child.hits >= 2, child.instance) {
@@ -315,6 +338,7 @@ impl Evidence {
         instances.sort_unstable();
         instances.dedup();
         Evidence {
+            visits,
             shared,
             bound,
             bound_instances: instances.len(),
@@ -327,8 +351,9 @@ impl Evidence {
             && self.bound >= 3 * self.shared
     }
 
-    fn many_unshared(&self, count: usize, rules: &Rules) -> bool {
-        count >= rules.param_threshold.saturating_mul(2) && self.shared * 10 <= count
+    /// Values seen at most 1.5 times each on average: they keep being new.
+    fn fresh(&self, count: usize) -> bool {
+        self.visits * 2 <= count as u64 * 3
     }
 }
 

@@ -117,7 +117,8 @@ impl Pipeline {
             None => None,
         };
         if let Some(idx) = consumer {
-            self.consumers.call(idx, batch.label(record), weight, time_ms);
+            self.consumers
+                .call(idx, batch.label(record), weight, time_ms);
         }
 
         let request = Request {
@@ -217,7 +218,13 @@ mod tests {
     fn consumer_endpoint_counts_follow_merges() {
         let mut pipeline = Pipeline::new(Settings::default());
         let letters = b"abcdefghijklmnopqrstuvwxyz";
-        let name = |i: usize| format!("/things/{}{}item", letters[i % 26] as char, letters[i / 26] as char);
+        let name = |i: usize| {
+            format!(
+                "/things/{}{}item",
+                letters[i % 26] as char,
+                letters[i / 26] as char
+            )
+        };
         let names: Vec<String> = (0..30).map(name).collect();
         let mut paths: Vec<(&str, &[u8])> = names.iter().map(|p| (p.as_str(), &b"k"[..])).collect();
         paths.push(("/other", b"k"));
