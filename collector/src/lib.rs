@@ -10,3 +10,4 @@ pub mod consumers;
 pub mod filters;
 pub mod inventory;
 pub mod pipeline;
+pub mod store;

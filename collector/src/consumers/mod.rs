@@ -132,6 +132,13 @@ impl Consumers {
         idx
     }
 
+    /// Counts a stored (endpoint, consumer) pair, without marking the consumer changed.
+    pub fn restore_endpoint(&mut self, idx: ConsumerIdx) {
+        if let Some(consumer) = self.list.get_mut(idx as usize) {
+            consumer.endpoints = consumer.endpoints.saturating_add(1);
+        }
+    }
+
     /// Consumers changed since the last call, for the store.
     pub fn take_dirty(&mut self) -> Vec<ConsumerIdx> {
         let dirty = std::mem::take(&mut self.dirty);

@@ -128,6 +128,14 @@ impl EndpointTable {
         }
     }
 
+    /// Puts back a stored (endpoint, consumer) pair; answers whether it was new.
+    pub fn restore_pair(&mut self, idx: EndpointIdx, consumer: ConsumerIdx) -> bool {
+        match self.slots.get_mut(idx as usize).and_then(Option::as_mut) {
+            Some(endpoint) => endpoint.consumers.insert(consumer),
+            None => false,
+        }
+    }
+
     /// Counts a request; answers whether its consumer is new to this endpoint.
     pub fn hit(&mut self, idx: EndpointIdx, hit: Hit) -> bool {
         let Some(endpoint) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {

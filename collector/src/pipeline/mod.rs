@@ -155,7 +155,7 @@ impl Pipeline {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use plumbline_wire::{consumer_id, BatchBuilder, Method, Record};
 

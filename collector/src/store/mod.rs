@@ -1,0 +1,137 @@
+//! Storage: the pipeline's state in one SQLite database (`plumbline.db`) inside the data
+//! directory, which this process holds locked ([`lock`]).
+//!
+//! The state is loaded whole at start ([`load`]); after each batch only what changed is
+//! written in one transaction ([`save`]). The database runs in WAL mode with
+//! `synchronous=NORMAL`: a committed batch survives a crash of the process; a power loss may
+//! lose the last few commits. `secure_delete` is on and the WAL is truncated after endpoints
+//! merge, so raw path segments replaced by a parameter do not linger in the files.
+
+pub mod load;
+pub mod lock;
+pub mod save;
+
+use lock::DataDir;
+use rusqlite::Connection;
+use std::path::{Path, PathBuf};
+
+/// Name of the database file inside the data directory.
+pub const DB_FILE: &str = "plumbline.db";
+
+/// Why the store could not do its work.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "data directory {dir} is in use by a running collector (or another plumbline command); \
+         use --server URL to reach a running collector"
+    )]
+    Locked { dir: PathBuf },
+    #[error("data directory {dir} does not exist")]
+    Missing { dir: PathBuf },
+    #[error("cannot use data directory {dir}: {source}")]
+    Io {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("database holds an invalid {what}: {value:?}")]
+    Corrupt { what: &'static str, value: String },
+    #[error("database schema version {found} is newer than this collector's ({supported})")]
+    Schema { found: i64, supported: i64 },
+}
+
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS endpoints (
+    idx INTEGER PRIMARY KEY, host TEXT NOT NULL, method TEXT NOT NULL, path TEXT NOT NULL,
+    calls INTEGER NOT NULL, s2xx INTEGER NOT NULL, s3xx INTEGER NOT NULL,
+    s4xx INTEGER NOT NULL, s5xx INTEGER NOT NULL,
+    first_seen_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS consumers (
+    idx INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, label TEXT, calls INTEGER NOT NULL,
+    first_seen_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS endpoint_consumers (
+    endpoint INTEGER NOT NULL, consumer INTEGER NOT NULL,
+    PRIMARY KEY (endpoint, consumer)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS filters (
+    node TEXT NOT NULL, instance TEXT NOT NULL, last_batch_ms INTEGER NOT NULL,
+    records INTEGER NOT NULL, dropped INTEGER NOT NULL, batches INTEGER NOT NULL,
+    seq_next INTEGER NOT NULL, seq_seen INTEGER NOT NULL,
+    PRIMARY KEY (node, instance));
+";
+
+/// The open database of a held data directory.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+    dir: DataDir,
+    /// A write failed: the next save rewrites everything.
+    resync: bool,
+}
+
+impl Store {
+    /// Holds the data directory (created when `create`) and opens its database.
+    pub fn open(path: &Path, create: bool) -> Result<Store, StoreError> {
+        let dir = DataDir::acquire(path, create)?;
+        let conn = Connection::open(path.join(DB_FILE))?;
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA secure_delete=ON;",
+        )?;
+        conn.execute_batch(SCHEMA)?;
+        check_version(&conn)?;
+        Ok(Store {
+            conn,
+            dir,
+            resync: false,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Checkpoints the WAL into the database and closes it.
+    pub fn close(self) -> Result<(), StoreError> {
+        self.conn
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
+        self.conn.close().map_err(|(_, e)| StoreError::Sqlite(e))
+    }
+}
+
+fn check_version(conn: &Connection) -> Result<(), StoreError> {
+    let found: Option<i64> = conn
+        .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| {
+            r.get(0)
+        })
+        .ok();
+    match found {
+        Some(v) if v > SCHEMA_VERSION => Err(StoreError::Schema {
+            found: v,
+            supported: SCHEMA_VERSION,
+        }),
+        Some(_) => Ok(()),
+        None => {
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema', ?1)",
+                [SCHEMA_VERSION],
+            )?;
+            Ok(())
+        }
+    }
+}
+
+/// u64 counters and times as SQLite integers (which are i64), clamped.
+fn int(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// SQLite integers back to u64; negative values (never written) read as 0.
+fn uint(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+#[cfg(test)]
+pub(crate) mod tests;
