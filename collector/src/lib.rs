@@ -6,6 +6,7 @@
 //! [`filters`] (reporting filter instances), [`pipeline`] (a batch through all of them),
 //! [`store`] (SQLite), [`api`] (HTTP), [`cli`] and [`config`].
 
+pub mod config;
 pub mod consumers;
 pub mod filters;
 pub mod inventory;

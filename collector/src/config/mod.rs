@@ -1,0 +1,195 @@
+//! Configuration: the TOML config file, defaults, and secrets (ingest token, operator token,
+//! salt) read from environment variables or files, never from the command line.
+//!
+//! Precedence: command-line flag, then environment variable, then config file, then default.
+//! For a secret: `PLUMBLINE_X`, then the file named by `PLUMBLINE_X_FILE`, then the file named
+//! by the config file's `x_file`. A secret file's trailing newline is ignored.
+
+pub mod secret;
+
+use crate::inventory::tree::Rules;
+use crate::pipeline::Settings;
+use secret::{Secret, SecretSource};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// Where `plumbline serve` listens by default.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7070";
+/// The data directory by default, relative to the working directory.
+pub const DEFAULT_DATA: &str = "./plumbline-data";
+/// Largest batch body accepted by default (8 MiB).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+
+/// Why the configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config value {key} = {value} is out of range ({expected})")]
+    Range {
+        key: &'static str,
+        value: usize,
+        expected: &'static str,
+    },
+    #[error(transparent)]
+    Secret(#[from] secret::SecretError),
+}
+
+/// The config file, every key optional.
+#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<String>,
+    pub data: Option<PathBuf>,
+    pub max_body_bytes: Option<usize>,
+    pub ingest_token_file: Option<PathBuf>,
+    pub operator_token_file: Option<PathBuf>,
+    pub salt_file: Option<PathBuf>,
+    pub max_consumers: Option<usize>,
+    pub max_filters: Option<usize>,
+    #[serde(default)]
+    pub inventory: InventoryConfig,
+}
+
+/// The `[inventory]` table.
+#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct InventoryConfig {
+    pub param_threshold: Option<usize>,
+    pub param_min_bound: Option<usize>,
+    pub max_literals: Option<usize>,
+    pub max_endpoints: Option<usize>,
+    pub max_hosts: Option<usize>,
+}
+
+impl FileConfig {
+    /// Reads the file at `path`, or the empty config when there is none.
+    pub fn load(path: Option<&Path>) -> Result<FileConfig, ConfigError> {
+        let Some(path) = path else {
+            return Ok(FileConfig::default());
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.message().to_string(),
+        })
+    }
+
+    /// Rules and caps of the pipeline, checked.
+    pub fn settings(&self) -> Result<Settings, ConfigError> {
+        let d = Settings::default();
+        let inv = &self.inventory;
+        let rules = Rules {
+            param_threshold: at_least("inventory.param_threshold", inv.param_threshold, 2)?
+                .unwrap_or(d.rules.param_threshold),
+            param_min_bound: at_least("inventory.param_min_bound", inv.param_min_bound, 2)?
+                .unwrap_or(d.rules.param_min_bound),
+            max_literals: at_least("inventory.max_literals", inv.max_literals, 2)?
+                .unwrap_or(d.rules.max_literals),
+            max_endpoints: at_least("inventory.max_endpoints", inv.max_endpoints, 1)?
+                .unwrap_or(d.rules.max_endpoints),
+        };
+        Ok(Settings {
+            rules,
+            max_hosts: at_least("inventory.max_hosts", inv.max_hosts, 1)?.unwrap_or(d.max_hosts),
+            max_consumers: at_least("max_consumers", self.max_consumers, 1)?
+                .unwrap_or(d.max_consumers),
+            max_filters: at_least("max_filters", self.max_filters, 1)?.unwrap_or(d.max_filters),
+        })
+    }
+
+    pub fn max_body_bytes(&self) -> Result<usize, ConfigError> {
+        let value = at_least("max_body_bytes", self.max_body_bytes, 1024)?;
+        Ok(value.unwrap_or(DEFAULT_MAX_BODY_BYTES))
+    }
+
+    /// Where to look for a secret, given the config file's key for its file.
+    pub fn source(&self, which: SecretSource) -> Option<&Path> {
+        match which {
+            SecretSource::IngestToken => self.ingest_token_file.as_deref(),
+            SecretSource::OperatorToken => self.operator_token_file.as_deref(),
+            SecretSource::Salt => self.salt_file.as_deref(),
+        }
+    }
+
+    /// Reads a secret from the environment (`env`) or the files named there or here.
+    pub fn secret(
+        &self,
+        which: SecretSource,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Option<Secret>, ConfigError> {
+        Ok(secret::read(which, env, self.source(which))?)
+    }
+}
+
+fn at_least(
+    key: &'static str,
+    value: Option<usize>,
+    min: usize,
+) -> Result<Option<usize>, ConfigError> {
+    match value {
+        Some(v) if v < min => Err(ConfigError::Range {
+            key,
+            value: v,
+            expected: if min == 1 {
+                "at least 1"
+            } else {
+                "at least 2 (1024 for max_body_bytes)"
+            },
+        }),
+        other => Ok(other),
+    }
+}
+
+/// The process environment, as the secret readers take it.
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_documented_key_is_read() {
+        let text = r#"
+            listen = "0.0.0.0:9000"
+            data = "state"
+            max_body_bytes = 65536
+            ingest_token_file = "ingest.token"
+            salt_file = "salt"
+            max_consumers = 50
+            [inventory]
+            param_threshold = 30
+            max_endpoints = 10
+        "#;
+        let config: FileConfig = toml::from_str(text).unwrap();
+        assert_eq!(config.listen.as_deref(), Some("0.0.0.0:9000"));
+        assert_eq!(config.max_body_bytes().unwrap(), 65536);
+        let settings = config.settings().unwrap();
+        assert_eq!(settings.rules.param_threshold, 30);
+        assert_eq!(settings.rules.max_endpoints, 10);
+        assert_eq!(settings.max_consumers, 50);
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused_by_name() {
+        let err = toml::from_str::<FileConfig>("listn = \"x\"").unwrap_err();
+        assert!(err.message().contains("listn"), "{}", err.message());
+    }
+
+    #[test]
+    fn a_threshold_of_one_is_refused_naming_the_key() {
+        let config: FileConfig = toml::from_str("[inventory]\nparam_threshold = 1").unwrap();
+        let err = config.settings().unwrap_err().to_string();
+        assert!(err.contains("inventory.param_threshold = 1"), "{err}");
+    }
+}

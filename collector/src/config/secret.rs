@@ -1,0 +1,190 @@
+//! Secrets: read from an environment variable or a file, held in a type that never prints
+//! its value, and compared in constant time.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Which secret to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretSource {
+    IngestToken,
+    OperatorToken,
+    Salt,
+}
+
+impl SecretSource {
+    /// The environment variable holding the value; `_FILE` appended names a file holding it.
+    pub fn var(self) -> &'static str {
+        match self {
+            SecretSource::IngestToken => "PLUMBLINE_INGEST_TOKEN",
+            SecretSource::OperatorToken => "PLUMBLINE_OPERATOR_TOKEN",
+            SecretSource::Salt => "PLUMBLINE_SALT",
+        }
+    }
+
+    /// The config file key naming a file holding the value.
+    pub fn file_key(self) -> &'static str {
+        match self {
+            SecretSource::IngestToken => "ingest_token_file",
+            SecretSource::OperatorToken => "operator_token_file",
+            SecretSource::Salt => "salt_file",
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            SecretSource::IngestToken => "ingest token",
+            SecretSource::OperatorToken => "operator token",
+            SecretSource::Salt => "salt",
+        }
+    }
+}
+
+/// Why a secret could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("cannot read the {what} from file {path}: {source}")]
+    File {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the {what} from {origin} is empty")]
+    Empty { what: &'static str, origin: String },
+    #[error("no {what} configured: set {var} or {var}_FILE (or {key} in the config file)")]
+    Missing {
+        what: &'static str,
+        var: &'static str,
+        key: &'static str,
+    },
+}
+
+impl SecretError {
+    /// The error for a secret that is required but absent.
+    pub fn missing(which: SecretSource) -> Self {
+        SecretError::Missing {
+            what: which.what(),
+            var: which.var(),
+            key: which.file_key(),
+        }
+    }
+}
+
+/// A secret value; `Debug` shows only its length.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Vec<u8>);
+
+impl Secret {
+    pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
+        Secret(bytes.into())
+    }
+
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Whether `candidate` equals the secret, in time that depends only on the lengths.
+    pub fn matches(&self, candidate: &[u8]) -> bool {
+        let mut diff = u8::from(self.0.len() != candidate.len());
+        for (i, byte) in candidate.iter().enumerate() {
+            let mine = self.0.get(i % self.0.len().max(1)).copied().unwrap_or(0);
+            diff |= mine ^ byte;
+        }
+        diff == 0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Secret({} bytes)", self.0.len())
+    }
+}
+
+/// Reads a secret: the variable, else the file it names with `_FILE`, else `config_file`.
+pub fn read(
+    which: SecretSource,
+    env: &dyn Fn(&str) -> Option<String>,
+    config_file: Option<&Path>,
+) -> Result<Option<Secret>, SecretError> {
+    let var = which.var();
+    if let Some(value) = env(var).filter(|v| !v.is_empty()) {
+        return Ok(Some(Secret::new(value)));
+    }
+    let file_var = format!("{var}_FILE");
+    let named = env(&file_var).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let (path, origin) = match (named, config_file) {
+        (Some(path), _) => (path, file_var),
+        (None, Some(path)) => (path.to_path_buf(), which.file_key().to_string()),
+        (None, None) => return Ok(None),
+    };
+    from_file(which, &path, origin).map(Some)
+}
+
+fn from_file(which: SecretSource, path: &Path, origin: String) -> Result<Secret, SecretError> {
+    let mut bytes = std::fs::read(path).map_err(|source| SecretError::File {
+        what: which.what(),
+        path: path.to_path_buf(),
+        source,
+    })?;
+    while bytes
+        .last()
+        .is_some_and(|b| matches!(b, b'\n' | b'\r' | b' ' | b'\t'))
+    {
+        bytes.pop();
+    }
+    if bytes.is_empty() {
+        return Err(SecretError::Empty {
+            what: which.what(),
+            origin: format!("{origin} ({})", path.display()),
+        });
+    }
+    Ok(Secret::new(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::tests::TempDir;
+
+    #[test]
+    fn a_secret_compares_equal_only_to_itself() {
+        let secret = Secret::new("s3cret-token");
+        assert!(secret.matches(b"s3cret-token"));
+        assert!(!secret.matches(b"s3cret-tokem"));
+        assert!(!secret.matches(b"s3cret"));
+        assert!(!secret.matches(b""));
+        assert!(!Secret::new("").matches(b"x"));
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_value() {
+        let shown = format!("{:?}", Secret::new("hunter2"));
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+
+    #[test]
+    fn the_variable_wins_over_the_file_and_a_file_drops_its_newline() {
+        let dir = TempDir::new("secret");
+        let file = dir.path().join("token");
+        std::fs::write(&file, "from-file\n").unwrap();
+        let path = file.to_string_lossy().to_string();
+        let both = |name: &str| match name {
+            "PLUMBLINE_SALT" => Some("from-var".to_string()),
+            "PLUMBLINE_SALT_FILE" => Some(path.clone()),
+            _ => None,
+        };
+        let secret = read(SecretSource::Salt, &both, None).unwrap().unwrap();
+        assert_eq!(secret.expose(), b"from-var");
+        let file_only = |name: &str| (name == "PLUMBLINE_SALT_FILE").then(|| path.clone());
+        let secret = read(SecretSource::Salt, &file_only, None).unwrap().unwrap();
+        assert_eq!(secret.expose(), b"from-file");
+        let config_only = read(SecretSource::Salt, &|_| None, Some(&file)).unwrap();
+        assert_eq!(config_only.unwrap().expose(), b"from-file");
+    }
+
+    #[test]
+    fn a_missing_secret_names_the_variables_to_set() {
+        let message = SecretError::missing(SecretSource::IngestToken).to_string();
+        assert!(message.contains("PLUMBLINE_INGEST_TOKEN_FILE"), "{message}");
+    }
+}
