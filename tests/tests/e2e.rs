@@ -460,7 +460,7 @@ fn malformed_oversized_and_unauthenticated_batches_get_4xx_and_store_nothing() {
     for (what, body, auth) in &cases {
         match stack.collector.post_batch(body, *auth) {
             Ok(reply) if (400..500).contains(&reply.status) => {}
-            Ok(reply) => wrong.push(format!("{what}: {} {}", reply.status, reply.text())),
+            Ok(reply) => wrong.push(format!("{what}: {}", reply.describe())),
             Err(e) => wrong.push(format!("{what}: no answer: {e}")),
         }
     }

@@ -39,8 +39,9 @@ struct Args {
     /// Least requests per operation (enough distinct names for each name position).
     #[arg(long, default_value_t = 40)]
     min_per_operation: usize,
-    /// Most literal segments selected at one position under one prefix.
-    #[arg(long, default_value_t = 8)]
+    /// Most literal segments selected at one position under one prefix (few enough that a
+    /// collector never takes them for parameter values).
+    #[arg(long, default_value_t = 7)]
     max_literals: usize,
     /// Concurrent connections.
     #[arg(long, default_value_t = 4)]

@@ -107,6 +107,12 @@ impl Reply {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
+
+    /// Status and the start of the body, escaped (a batch reply is binary), for messages.
+    pub fn describe(&self) -> String {
+        let text: String = self.text().chars().take(200).collect();
+        format!("{} {:?}", self.status, text)
+    }
 }
 
 impl Collector {
