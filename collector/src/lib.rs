@@ -6,9 +6,11 @@
 //! [`filters`] (reporting filter instances), [`pipeline`] (a batch through all of them),
 //! [`store`] (SQLite), [`api`] (HTTP), [`cli`] and [`config`].
 
+pub mod api;
 pub mod config;
 pub mod consumers;
 pub mod filters;
+pub mod ingest;
 pub mod inventory;
 pub mod pipeline;
 pub mod store;

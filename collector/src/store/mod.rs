@@ -9,6 +9,7 @@
 
 pub mod load;
 pub mod lock;
+pub mod persisted;
 pub mod save;
 
 use lock::DataDir;

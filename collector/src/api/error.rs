@@ -1,0 +1,58 @@
+//! The one place API errors become HTTP statuses: precise 4xx for bad input with a short JSON
+//! message, a generic 500 whose cause is logged once.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use plumbline_wire::DecodeError;
+
+/// Why a request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("missing or wrong bearer token")]
+    Unauthenticated,
+    #[error("request body is larger than the limit of {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("{0}")]
+    Malformed(#[from] DecodeError),
+    #[error("cannot read the request body: {0}")]
+    BadBody(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Malformed(_) | ApiError::BadBody(_) => StatusCode::BAD_REQUEST,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The label of the rejection in `/metrics`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ApiError::Unauthenticated => "unauthenticated",
+            ApiError::TooLarge { .. } => "too_large",
+            ApiError::Malformed(_) | ApiError::BadBody(_) => "malformed",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let message = match &self {
+            ApiError::Internal(cause) => {
+                tracing::error!(cause = %cause, "request failed");
+                "internal error; see the collector's log".to_string()
+            }
+            other => other.to_string(),
+        };
+        let body = Json(serde_json::json!({ "error": message }));
+        (status, body).into_response()
+    }
+}

@@ -1,0 +1,172 @@
+//! Reads a log file line by line (bytes that are not UTF-8 become U+FFFD), parses each line
+//! in the chosen format, and hands entries to a sink in chunks. A bad line is counted and
+//! reported with its number and reason, never stopping the file; blank lines are skipped.
+
+use super::entry::Entry;
+use super::{combined, envoy_json, Format, LineError};
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+
+/// Entries handed to the sink at a time.
+pub const CHUNK: usize = 4096;
+/// Bad lines reported in detail per file; the rest are only counted.
+pub const EXAMPLES: usize = 10;
+
+/// How to read lines.
+#[derive(Debug, Clone, Copy)]
+pub struct Options<'a> {
+    pub format: Format,
+    /// Salt of the keyed hash that makes consumer ids (the filters' salt).
+    pub salt: &'a [u8],
+    /// Host of requests whose line names none.
+    pub host: &'a str,
+}
+
+/// What happened to one file.
+#[derive(Debug, Default)]
+pub struct FileReport {
+    pub path: PathBuf,
+    pub lines: u64,
+    pub records: u64,
+    pub bad: u64,
+    /// The first bad lines: line number and why.
+    pub examples: Vec<(u64, LineError)>,
+}
+
+/// Why a file could not be ingested (bad lines are not errors).
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Sink {
+        path: PathBuf,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+type SinkResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+/// Reads `path`, sending entries to `sink` in chunks of [`CHUNK`].
+pub fn ingest_file(
+    path: &Path,
+    options: Options<'_>,
+    sink: &mut dyn FnMut(&[Entry]) -> SinkResult,
+) -> Result<FileReport, FileError> {
+    let read_error = |source| FileError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = File::open(path).map_err(read_error)?;
+    let mut reader = BufReader::new(file);
+    let mut report = FileReport {
+        path: path.to_path_buf(),
+        ..FileReport::default()
+    };
+    let mut chunk = Vec::with_capacity(CHUNK);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        if reader.read_until(b'\n', &mut buf).map_err(read_error)? == 0 {
+            break;
+        }
+        report.lines += 1;
+        read_line(&buf, options, &mut report, &mut chunk);
+        if chunk.len() >= CHUNK {
+            flush(path, &mut chunk, &mut report, sink)?;
+        }
+    }
+    flush(path, &mut chunk, &mut report, sink)?;
+    Ok(report)
+}
+
+fn read_line(bytes: &[u8], options: Options<'_>, report: &mut FileReport, chunk: &mut Vec<Entry>) {
+    let text = String::from_utf8_lossy(bytes);
+    let line = text.trim_end_matches(['\n', '\r']);
+    if line.trim().is_empty() {
+        return;
+    }
+    let parsed = match options.format {
+        Format::Combined => combined::parse(line, options.salt, options.host),
+        Format::EnvoyJson => envoy_json::parse(line, options.salt, options.host),
+    };
+    match parsed {
+        Ok(entry) => chunk.push(entry),
+        Err(err) => {
+            report.bad += 1;
+            if report.examples.len() < EXAMPLES {
+                report.examples.push((report.lines, err));
+            }
+        }
+    }
+}
+
+fn flush(
+    path: &Path,
+    chunk: &mut Vec<Entry>,
+    report: &mut FileReport,
+    sink: &mut dyn FnMut(&[Entry]) -> SinkResult,
+) -> Result<(), FileError> {
+    if chunk.is_empty() {
+        return Ok(());
+    }
+    sink(chunk).map_err(|source| FileError::Sink {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    report.records += chunk.len() as u64;
+    chunk.clear();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::tests::TempDir;
+
+    #[test]
+    fn bad_lines_are_counted_with_their_numbers_and_the_rest_is_read() {
+        let dir = TempDir::new("logfile");
+        let path = dir.path().join("access.log");
+        let good = r#"10.0.0.1 - - [17/May/2015:10:05:03 +0000] "GET /a HTTP/1.1" 200 5 "-" "ua""#;
+        let lines = [
+            good,
+            "garbage",
+            "",
+            good,
+            "10.0.0.2 - - [bad time] \"GET / HTTP/1.1\" 200 1",
+            good,
+        ];
+        std::fs::write(&path, lines.join("\n")).unwrap();
+        let options = Options {
+            format: Format::Combined,
+            salt: b"s",
+            host: "h",
+        };
+        let mut seen = 0;
+        let report = ingest_file(&path, options, &mut |entries| {
+            seen += entries.len();
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!((report.lines, report.records, report.bad), (6, 3, 2));
+        let numbers: Vec<u64> = report.examples.iter().map(|(n, _)| *n).collect();
+        assert_eq!(numbers, [2, 5]);
+        assert_eq!(seen, 3);
+    }
+
+    #[test]
+    fn a_missing_file_is_an_error_naming_it() {
+        let options = Options {
+            format: Format::EnvoyJson,
+            salt: b"s",
+            host: "h",
+        };
+        let err = ingest_file(Path::new("no-such.log"), options, &mut |_| Ok(())).unwrap_err();
+        assert!(err.to_string().contains("no-such.log"), "{err}");
+    }
+}
