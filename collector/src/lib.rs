@@ -7,6 +7,7 @@
 //! [`store`] (SQLite), [`api`] (HTTP), [`cli`] and [`config`].
 
 pub mod api;
+pub mod cli;
 pub mod config;
 pub mod consumers;
 pub mod filters;

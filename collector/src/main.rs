@@ -1,1 +1,21 @@
-fn main() {}
+//! `plumbline`: the collector's binary. Parses the command line and reports a failure as one
+//! line on stderr with a non-zero exit code.
+
+use clap::Parser;
+use plumbline_collector::cli::{self, Cli};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("plumbline: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    Ok(cli::run(cli)?)
+}

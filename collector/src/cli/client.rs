@@ -1,0 +1,127 @@
+//! The CLI's HTTP client of a running collector: reads the API's JSON and posts batches.
+//! Tokens go in the `authorization` header only and never into messages.
+
+use crate::config::secret::Secret;
+use plumbline_wire::{Batch, BatchReply, CONTENT_TYPE};
+use serde::de::DeserializeOwned;
+use std::time::Duration;
+use ureq::http::Response;
+use ureq::{Agent, Body};
+
+/// Largest API reply read (a large inventory is a few MiB).
+const MAX_REPLY: u64 = 512 * 1024 * 1024;
+
+/// Why a request to the collector failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error(
+        "cannot reach a collector at {url}: {message} (is `plumbline serve` running? \
+         --data DIR reads a data directory directly)"
+    )]
+    Unreachable { url: String, message: String },
+    #[error("collector at {url} answered {status}: {message}")]
+    Status {
+        url: String,
+        status: u16,
+        message: String,
+    },
+    #[error("collector at {url} sent a reply that cannot be read: {message}")]
+    BadReply { url: String, message: String },
+}
+
+/// A collector at a base URL, with the bearer token to present.
+pub struct Client {
+    agent: Agent,
+    base: String,
+    token: Option<Secret>,
+}
+
+impl Client {
+    pub fn new(base: &str, token: Option<Secret>) -> Self {
+        let config = Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build();
+        Client {
+            agent: config.into(),
+            base: base.to_string(),
+            token,
+        }
+    }
+
+    /// `GET path`, its JSON body parsed.
+    pub fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let mut request = self.agent.get(&url);
+        if let Some(token) = &self.token {
+            request = request.header("authorization", bearer(token));
+        }
+        let response = request.call().map_err(|e| unreachable(&url, e))?;
+        let body = self.body(&url, response)?;
+        serde_json::from_slice(&body).map_err(|e| bad_reply(&url, e))
+    }
+
+    /// `POST /v1/batches`, the reply decoded.
+    pub fn post_batch(&self, batch: &Batch) -> Result<BatchReply, ClientError> {
+        let url = format!("{}/v1/batches", self.base);
+        let mut request = self.agent.post(&url).header("content-type", CONTENT_TYPE);
+        if let Some(token) = &self.token {
+            request = request.header("authorization", bearer(token));
+        }
+        let response = request
+            .send(&batch.encode()[..])
+            .map_err(|e| unreachable(&url, e))?;
+        let body = self.body(&url, response)?;
+        BatchReply::decode(&body).map_err(|e| bad_reply(&url, e))
+    }
+
+    /// The body of a 2xx reply; any other status is an error with the server's message.
+    fn body(&self, url: &str, mut response: Response<Body>) -> Result<Vec<u8>, ClientError> {
+        let status = response.status().as_u16();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_REPLY)
+            .read_to_vec()
+            .map_err(|e| bad_reply(url, e))?;
+        if (200..300).contains(&status) {
+            return Ok(body);
+        }
+        Err(ClientError::Status {
+            url: url.to_string(),
+            status,
+            message: server_message(&body),
+        })
+    }
+}
+
+fn bearer(token: &Secret) -> String {
+    format!("Bearer {}", String::from_utf8_lossy(token.expose()))
+}
+
+/// The `error` field of a JSON error body, else the body's start.
+fn server_message(body: &[u8]) -> String {
+    let parsed: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+    match parsed
+        .as_ref()
+        .and_then(|v| v.get("error"))
+        .and_then(|e| e.as_str())
+    {
+        Some(message) => message.to_string(),
+        None => String::from_utf8_lossy(body).chars().take(200).collect(),
+    }
+}
+
+fn unreachable(url: &str, err: impl std::fmt::Display) -> ClientError {
+    ClientError::Unreachable {
+        url: url.to_string(),
+        message: err.to_string(),
+    }
+}
+
+fn bad_reply(url: &str, err: impl std::fmt::Display) -> ClientError {
+    ClientError::BadReply {
+        url: url.to_string(),
+        message: err.to_string(),
+    }
+}
