@@ -12,6 +12,7 @@ if [ ! -f "$log" ]; then
 fi
 
 bin=target/debug/plumbline
+export PLUMBLINE_SALT=${PLUMBLINE_SALT:-dataset-check-salt}
 data=$(mktemp -d)
 trap 'rm -rf "$data"' EXIT
 

@@ -51,7 +51,8 @@ up() {
   wait_ready upstream http://127.0.0.1:8000/__demo/stats
   wait_ready collector http://127.0.0.1:7070/healthz
   start envoy "$ENVOY" -c envoy/envoy.yaml --concurrency "$CONCURRENCY" \
-    --disable-hot-restart --log-level warn
+    --disable-hot-restart --log-level warn \
+    --service-node "${PLUMBLINE_NODE:-demo-envoy}" --service-cluster demo
   wait_ready envoy http://127.0.0.1:9901/ready
   echo "stack up: envoy 127.0.0.1:10000 -> upstream 127.0.0.1:8000; collector 127.0.0.1:7070;" \
     "logs in $RUN/"
