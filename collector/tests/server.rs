@@ -1,0 +1,483 @@
+//! The collector as a user runs it: the real server on 127.0.0.1 (a free port), real HTTP,
+//! a real data directory; and the `plumbline` binary for the CLI. Every server and process a
+//! test starts is stopped before it ends, and every wait is bounded.
+
+use plumbline_collector::api::{ServeConfig, Server};
+use plumbline_collector::config::secret::Secret;
+use plumbline_collector::pipeline::Settings;
+use plumbline_wire::{consumer_id, Batch, BatchBuilder, BatchReply, Method, Record, CONTENT_TYPE};
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use ureq::Agent;
+
+const TOKEN: &str = "ingest-token-for-tests";
+const BASE_MS: u64 = 1_700_000_000_000;
+
+/// A fresh temporary directory, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let name = format!("plumbline-it-{tag}-{}-{n}", std::process::id());
+        let path = std::env::temp_dir().join(name);
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The server running on its own runtime thread until stopped (or dropped).
+struct TestServer {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<Result<(), String>>>,
+}
+
+impl TestServer {
+    fn start(data: &Path, max_body_bytes: usize, operator: Option<&str>) -> TestServer {
+        let config = ServeConfig {
+            listen: "127.0.0.1:0".into(),
+            data: data.join("state"),
+            max_body_bytes,
+            settings: Settings::default(),
+            ingest_token: Secret::new(TOKEN),
+            operator_token: operator.map(Secret::new),
+        };
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            runtime.block_on(async move {
+                let server = Server::bind(config).await.map_err(|e| e.to_string())?;
+                let _ = addr_tx.send(server.local_addr().map_err(|e| e.to_string())?);
+                let stopped = async {
+                    let _ = stop_rx.await;
+                };
+                server.run(stopped).await.map_err(|e| e.to_string())
+            })
+        });
+        let addr = addr_rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("server did not start");
+        TestServer {
+            addr,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let result = thread.join().expect("server thread panicked");
+            result.expect("server failed");
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn agent() -> Agent {
+    Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(20)))
+        .build()
+        .into()
+}
+
+/// Status and body of a POST of `body` to `/v1/batches` with an optional bearer token.
+fn post(server: &TestServer, body: &[u8], token: Option<&str>) -> (u16, Vec<u8>, String) {
+    let mut request = agent()
+        .post(server.url("/v1/batches"))
+        .header("content-type", CONTENT_TYPE);
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    let mut response = request.send(body).expect("post failed");
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let body = response.body_mut().read_to_vec().unwrap();
+    (status, body, content_type)
+}
+
+fn get(server: &TestServer, path: &str, token: Option<&str>) -> (u16, String) {
+    let mut request = agent().get(server.url(path));
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    let mut response = request.call().expect("get failed");
+    let status = response.status().as_u16();
+    (status, response.body_mut().read_to_string().unwrap())
+}
+
+fn get_json(server: &TestServer, path: &str) -> Value {
+    let (status, body) = get(server, path, None);
+    assert_eq!(status, 200, "{path}: {body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+/// (path, key, status, offset ms): GET requests, a POST when the path starts with "POST ".
+fn batch(requests: &[(&str, &str, u16, u64)], seq: u64) -> Batch {
+    let mut b = BatchBuilder::new(BASE_MS);
+    for (target, key, status, offset) in requests {
+        let (method, path) = match target.strip_prefix("POST ") {
+            Some(path) => (Method::Post, path),
+            None => (Method::Get, *target),
+        };
+        let (segments, flags) = b.path(path);
+        let consumer = (!key.is_empty()).then(|| b.consumer(consumer_id(b"salt", key.as_bytes())));
+        let label = (!key.is_empty()).then(|| b.intern(&format!("partner-{key}")));
+        let record = Record {
+            offset_ms: b.offset_ms(BASE_MS + offset),
+            method,
+            host: b.intern("api.example.com"),
+            path: segments,
+            query: vec![],
+            status: *status,
+            request_bytes: 10,
+            response_bytes: 100,
+            duration_us: 1500,
+            consumer,
+            label,
+            client: None,
+            user_agent: None,
+            request_type: None,
+            response_type: None,
+            flags,
+            weight: 1,
+        };
+        b.push(record);
+    }
+    let mut batch = b.finish();
+    batch.node = "envoy-test".into();
+    batch.instance = 42;
+    batch.seq = seq;
+    batch.dropped = 3;
+    batch
+}
+
+fn sample() -> Batch {
+    batch(
+        &[
+            ("/v1/users/42", "k1", 200, 0),
+            ("/v1/users/43", "k2", 404, 1000),
+            ("POST /v1/orders", "", 201, 2000),
+        ],
+        1,
+    )
+}
+
+fn expected_inventory() -> Value {
+    json!({"endpoints": [
+        {"host": "api.example.com", "method": "GET", "path": "/v1/users/{id}", "calls": 2,
+         "consumers": 2, "status": {"2xx": 1, "3xx": 0, "4xx": 1, "5xx": 0},
+         "first_seen": "2023-11-14T22:13:20Z", "last_seen": "2023-11-14T22:13:21Z"},
+        {"host": "api.example.com", "method": "POST", "path": "/v1/orders", "calls": 1,
+         "consumers": 0, "status": {"2xx": 1, "3xx": 0, "4xx": 0, "5xx": 0},
+         "first_seen": "2023-11-14T22:13:22Z", "last_seen": "2023-11-14T22:13:22Z"}
+    ]})
+}
+
+#[test]
+fn a_valid_batch_is_acknowledged_and_shows_in_the_inventory_exactly() {
+    let dir = TempDir::new("valid");
+    let mut server = TestServer::start(dir.path(), 1 << 20, None);
+
+    let (status, body, content_type) = post(&server, &sample().encode(), Some(TOKEN));
+    assert_eq!(status, 200);
+    assert_eq!(content_type, CONTENT_TYPE);
+    let reply = BatchReply::decode(&body).unwrap();
+    assert_eq!(
+        (reply.accepted, reply.duplicate, reply.decisions_version),
+        (3, false, 0)
+    );
+    assert_eq!(reply.decisions, None);
+    assert_eq!(get_json(&server, "/v1/inventory"), expected_inventory());
+
+    let consumers = get_json(&server, "/v1/consumers");
+    let list = consumers["consumers"].as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0]["endpoints"], 1);
+    assert_eq!(list[0]["calls"], 1);
+    let id = consumer_id(b"salt", b"k1").to_string();
+    let k1 = list.iter().find(|c| c["id"] == id.as_str()).unwrap();
+    assert_eq!(k1["label"], "partner-k1");
+
+    let filters = get_json(&server, "/v1/filters");
+    let filter = &filters["filters"][0];
+    assert_eq!(filter["node"], "envoy-test");
+    assert_eq!(filter["instance"], "000000000000002a");
+    assert_eq!(
+        (filter["records"].clone(), filter["dropped"].clone()),
+        (json!(3), json!(3))
+    );
+    assert_eq!(filter["batches"], 1);
+    server.stop();
+}
+
+#[test]
+fn a_retried_batch_is_acknowledged_as_a_duplicate_and_not_counted_twice() {
+    let dir = TempDir::new("retry");
+    let mut server = TestServer::start(dir.path(), 1 << 20, None);
+    post(&server, &sample().encode(), Some(TOKEN));
+    let (status, body, _) = post(&server, &sample().encode(), Some(TOKEN));
+    assert_eq!(status, 200);
+    let reply = BatchReply::decode(&body).unwrap();
+    assert_eq!((reply.accepted, reply.duplicate), (0, true));
+    assert_eq!(get_json(&server, "/v1/inventory"), expected_inventory());
+    let (_, metrics) = get(&server, "/metrics", None);
+    assert!(
+        metrics.contains("plumbline_batches_duplicate_total 1"),
+        "{metrics}"
+    );
+    server.stop();
+}
+
+#[test]
+fn malformed_oversized_and_unauthenticated_batches_get_4xx_and_store_nothing() {
+    let dir = TempDir::new("refused");
+    let mut server = TestServer::start(dir.path(), 64 * 1024, None);
+    let valid = sample().encode();
+    let mut bad_index = sample();
+    bad_index.records[0].host = 9999;
+
+    let cases: Vec<(&str, Vec<u8>, Option<&str>, u16)> = vec![
+        (
+            "garbage",
+            b"\xff\xfe not postcard".to_vec(),
+            Some(TOKEN),
+            400,
+        ),
+        ("bad index", bad_index.encode(), Some(TOKEN), 400),
+        ("no token", valid.clone(), None, 401),
+        (
+            "wrong token",
+            valid.clone(),
+            Some("ingest-token-for-test"),
+            401,
+        ),
+        ("oversized", vec![0u8; 100 * 1024], Some(TOKEN), 413),
+    ];
+    for (name, body, token, expected) in cases {
+        let (status, reply, _) = post(&server, &body, token);
+        assert_eq!(status, expected, "{name}");
+        let message: Value = serde_json::from_slice(&reply).unwrap();
+        assert!(
+            message["error"].as_str().is_some_and(|m| !m.is_empty()),
+            "{name}"
+        );
+    }
+
+    assert_eq!(get_json(&server, "/v1/inventory"), json!({"endpoints": []}));
+    assert_eq!(get_json(&server, "/v1/consumers"), json!({"consumers": []}));
+    assert_eq!(get_json(&server, "/v1/filters"), json!({"filters": []}));
+    assert_eq!(get(&server, "/healthz", None), (200, "ok".to_string()));
+    let (_, metrics) = get(&server, "/metrics", None);
+    for line in [
+        "plumbline_batches_rejected_total{reason=\"malformed\"} 2",
+        "plumbline_batches_rejected_total{reason=\"unauthenticated\"} 2",
+        "plumbline_batches_rejected_total{reason=\"too_large\"} 1",
+        "plumbline_batches_accepted_total 0",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from\n{metrics}");
+    }
+
+    let (status, _, _) = post(&server, &valid, Some(TOKEN));
+    assert_eq!(status, 200, "still serving after the refusals");
+    server.stop();
+}
+
+#[test]
+fn a_restart_keeps_inventory_consumers_filters_and_the_retry_window() {
+    let dir = TempDir::new("restart");
+    let mut server = TestServer::start(dir.path(), 1 << 20, None);
+    post(&server, &sample().encode(), Some(TOKEN));
+    let views = ["/v1/inventory", "/v1/consumers", "/v1/filters"];
+    let before: Vec<Value> = views.iter().map(|v| get_json(&server, v)).collect();
+    server.stop();
+
+    let mut again = TestServer::start(dir.path(), 1 << 20, None);
+    let after: Vec<Value> = views.iter().map(|v| get_json(&again, v)).collect();
+    assert_eq!(after, before);
+    let (_, body, _) = post(&again, &sample().encode(), Some(TOKEN));
+    assert!(BatchReply::decode(&body).unwrap().duplicate);
+    again.stop();
+}
+
+#[test]
+fn with_an_operator_token_the_read_api_requires_it() {
+    let dir = TempDir::new("operator");
+    let mut server = TestServer::start(dir.path(), 1 << 20, Some("op-secret"));
+    assert_eq!(get(&server, "/v1/inventory", None).0, 401);
+    assert_eq!(get(&server, "/v1/inventory", Some("wrong")).0, 401);
+    assert_eq!(get(&server, "/v1/inventory", Some("op-secret")).0, 200);
+    assert_eq!(get(&server, "/healthz", None).0, 200);
+    server.stop();
+}
+
+/// Runs the `plumbline` binary with `env`, killed if it takes more than 60 seconds.
+fn plumbline(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_plumbline"));
+    command
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for var in [
+        "PLUMBLINE_DATA",
+        "PLUMBLINE_SERVER",
+        "PLUMBLINE_CONFIG",
+        "PLUMBLINE_SALT",
+    ] {
+        command.env_remove(var);
+    }
+    command.envs(env.iter().copied());
+    let mut child = command.spawn().expect("cannot run plumbline");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("plumbline {args:?} took too long");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn the_cli_reads_a_running_collector_and_is_refused_its_data_directory() {
+    let dir = TempDir::new("cli-server");
+    let mut server = TestServer::start(dir.path(), 1 << 20, None);
+    post(&server, &sample().encode(), Some(TOKEN));
+    let url = format!("http://{}", server.addr);
+
+    let out = plumbline(&["inventory", "--server", &url, "--json"], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed, expected_inventory());
+
+    let table = plumbline(&["inventory", "--server", &url], &[]);
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(text.starts_with("METHOD"), "{text}");
+    assert!(text.contains("/v1/users/{id}"), "{text}");
+
+    let data = dir.path().join("state");
+    let refused = plumbline(&["inventory", "--data", data.to_str().unwrap()], &[]);
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        message.contains("is in use by a running collector"),
+        "{message}"
+    );
+    assert!(message.contains("--server URL"), "{message}");
+    server.stop();
+}
+
+#[test]
+fn ingesting_a_log_offline_then_reading_the_inventory_offline_works() {
+    let dir = TempDir::new("cli-offline");
+    let log = dir.path().join("access.log");
+    let lines = [
+        r#"10.0.0.1 - - [17/May/2015:10:05:03 +0000] "GET /users/17/orders?page=2 HTTP/1.1" 200 512 "-" "curl/8""#,
+        r#"10.0.0.2 - - [17/May/2015:10:05:04 +0000] "GET /users/18/orders HTTP/1.1" 500 12 "-" "curl/8""#,
+        "this line is not a log line",
+        r#"10.0.0.1 - - [17/May/2015:10:06:00 +0000] "POST /users HTTP/1.1" 201 40 "-" "curl/8""#,
+    ];
+    std::fs::write(&log, lines.join("\n")).unwrap();
+    let data = dir.path().join("d");
+    let (data, log) = (data.to_str().unwrap(), log.to_str().unwrap());
+    let salt = [("PLUMBLINE_SALT", "log-salt")];
+
+    let out = plumbline(
+        &["ingest", "--format", "combined", "--data", data, log],
+        &salt,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        summary.contains("4 lines, 3 records, 1 bad lines"),
+        "{summary}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(":3: "),
+        "bad line number"
+    );
+
+    let out = plumbline(&["inventory", "--data", data, "--json"], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let inventory: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let endpoints = inventory["endpoints"].as_array().unwrap();
+    assert_eq!(endpoints.len(), 2, "{inventory}");
+    assert_eq!(endpoints[0]["path"], "/users/{id}/orders");
+    assert_eq!(endpoints[0]["calls"], 2);
+    assert_eq!(endpoints[0]["consumers"], 2);
+    assert_eq!(endpoints[0]["status"]["5xx"], 1);
+    assert_eq!(endpoints[0]["first_seen"], "2015-05-17T10:05:03Z");
+
+    let out = plumbline(
+        &["consumers", "--data", data, "--key", "10.0.0.1", "--json"],
+        &salt,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let consumers: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(consumers["consumers"].as_array().unwrap().len(), 1);
+    assert_eq!(consumers["consumers"][0]["label"], "10.0.0.1");
+    assert_eq!(consumers["consumers"][0]["calls"], 2);
+    assert_eq!(consumers["consumers"][0]["endpoints"], 2);
+}
