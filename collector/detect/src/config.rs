@@ -54,6 +54,8 @@ pub struct Config {
     /// When time jumps ahead by more windows than this (a gap in a replayed log, a clock
     /// error), the windows past it are skipped rather than learned as silent.
     pub max_catch_up_windows: u32,
+    /// A consumer without a request for this long (and no open alert) is forgotten.
+    pub forget_after_ms: u64,
     /// Windows below the sustain score that end an episode.
     pub resolve_after_windows: u32,
     /// A change that at least this share of active consumers show in the same window is a
@@ -75,6 +77,7 @@ impl Default for Config {
             max_consumers: 1_000_000,
             max_endpoints_per_consumer: 32,
             max_catch_up_windows: 48,
+            forget_after_ms: 35 * DAY_MS,
             resolve_after_windows: 3,
             population_share: 0.05,
             rare_share: 0.02,
@@ -95,7 +98,7 @@ impl Default for Config {
                 // off_hours: requests in a normally quiet window
                 DetectorConfig::new(6.0, 3.0, 6.0, 4.0, 4.0),
                 // first_use: calls to a sensitive or rare endpoint never used before
-                DetectorConfig::new(1.0, 1.0, 1.0, 1.0, 1.0),
+                DetectorConfig::new(6.0, 3.0, 6.0, 1.0, 0.0),
             ],
         }
     }
@@ -108,6 +111,8 @@ pub enum ConfigError {
     Window(u64),
     #[error("learning_ms ({learning}) must be at least one window ({window})")]
     Learning { learning: u64, window: u64 },
+    #[error("forget_after_ms ({forget}) must be at least learning_ms ({learning})")]
+    Forget { forget: u64, learning: u64 },
     #[error("{name} must be at least 1, got 0")]
     Zero { name: &'static str },
     #[error("{name} must be within 0..=1, got {value}")]
@@ -142,6 +147,12 @@ impl Config {
             return Err(ConfigError::Learning {
                 learning: self.learning_ms,
                 window: self.window_ms,
+            });
+        }
+        if self.forget_after_ms < self.learning_ms {
+            return Err(ConfigError::Forget {
+                forget: self.forget_after_ms,
+                learning: self.learning_ms,
             });
         }
         let counts = [

@@ -1,11 +1,32 @@
 //! The detection engine: takes observations, closes windows as time passes, scores each
-//! consumer's window against its baseline and peers, runs episodes, and hands back alert
-//! updates. Owns all detection state, its snapshot and its memory accounting.
+//! consumer's window against its baseline and its peers, runs the episodes, and hands back
+//! alert updates. Owns all detection state, its snapshot and its memory accounting.
+//!
+//! Time only moves forward, and only through the records' times and [`Engine::tick`]: a
+//! window closes when an observation or a tick reaches its end. Observations older than the
+//! open window are counted into it (and in [`Stats::late`]).
 
-use crate::alert::{Alert, AlertUpdate};
-use crate::config::{Config, ConfigError};
+use crate::alert::{Alert, AlertStatus, AlertUpdate, Change, Detector, Evidence, Severity};
+use crate::baseline::seasonal::slot_of;
+use crate::baseline::{ConsumerState, Window};
+use crate::config::{Config, ConfigError, DAY_MS, HOUR_MS};
+use crate::detectors::{score_all, Context, Signal};
+use crate::episode::Step;
 use crate::observation::Observation;
+use crate::peers::EndpointTable;
+use hashbrown::HashMap;
+use plumbline_wire::ConsumerId;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Version of the snapshot encoding.
+pub const SNAPSHOT_FORMAT: u16 = 1;
+/// Alert updates kept for the next tick at most; past it they are dropped and counted.
+const MAX_PENDING: usize = 100_000;
+/// Active windows after which a consumer's baseline has full confidence.
+const CONFIDENT_WINDOWS: f64 = 72.0;
+/// Fewest consumers showing the same change that make it a platform event.
+const POPULATION_MIN: usize = 5;
 
 /// Counters an operator can export as metrics.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -19,6 +40,12 @@ pub struct Stats {
     pub windows_closed: u64,
     /// Windows skipped after a jump in time (see `max_catch_up_windows`).
     pub windows_skipped: u64,
+    /// Consumers forgotten after `forget_after_ms` without a request.
+    pub consumers_forgotten: u64,
+    /// Alert updates dropped because nobody called `tick` to collect them.
+    pub updates_dropped: u64,
+    /// New episodes held back because many consumers showed the same change at once.
+    pub population_events: u64,
 }
 
 /// Why a snapshot could not be restored.
@@ -34,10 +61,17 @@ pub enum RestoreError {
     Config(#[from] ConfigError),
 }
 
-/// Baselines, open episodes and the current window of every consumer.
+/// Baselines, open episodes and the open window of every consumer.
 #[derive(Debug, Clone)]
 pub struct Engine {
     config: Config,
+    consumers: Vec<ConsumerState>,
+    index: HashMap<ConsumerId, u32>,
+    table: EndpointTable,
+    alerts: BTreeMap<(ConsumerId, u8), Alert>,
+    window_start: Option<u64>,
+    next_alert_id: u64,
+    pending: Vec<AlertUpdate>,
     stats: Stats,
 }
 
@@ -46,20 +80,86 @@ impl Engine {
         config.validate()?;
         Ok(Engine {
             config,
+            consumers: Vec::new(),
+            index: HashMap::new(),
+            table: EndpointTable::default(),
+            alerts: BTreeMap::new(),
+            window_start: None,
+            next_alert_id: 1,
+            pending: Vec::new(),
             stats: Stats::default(),
         })
     }
 
-    pub fn observe(&mut self, _obs: &Observation<'_>) {
+    /// Counts one request. Closes windows its time has passed (their alert updates come out
+    /// of the next [`Engine::tick`]).
+    pub fn observe(&mut self, obs: &Observation<'_>) {
         self.stats.observations += 1;
+        self.advance(obs.time_ms);
+        if self.window_start.is_some_and(|start| obs.time_ms < start) {
+            self.stats.late += 1;
+        }
+        let Some(i) = self.consumer_index(obs) else {
+            self.stats.dropped_consumers += 1;
+            return;
+        };
+        let day = (obs.time_ms / DAY_MS) as u16;
+        let cap = self.config.max_endpoints_per_consumer;
+        let consumer = &mut self.consumers[i];
+        let seen = consumer.observe(obs, day, cap);
+        if seen.first_call {
+            let learned = obs.time_ms >= consumer.first_seen_ms + self.config.learning_ms;
+            let rare = self.table.is_rare(
+                obs.endpoint,
+                self.consumers.len(),
+                self.config.rare_share,
+                self.config.rare_min_consumers,
+            );
+            self.table.add_user(obs.endpoint, obs.endpoint_path);
+            if learned && (obs.sensitive || rare) {
+                self.consumers[i].note_first_use(obs.endpoint, obs.sensitive);
+            }
+        }
     }
 
-    pub fn tick(&mut self, _now_ms: u64) -> Vec<AlertUpdate> {
-        Vec::new()
+    fn consumer_index(&mut self, obs: &Observation<'_>) -> Option<usize> {
+        if let Some(i) = self.index.get(&obs.consumer) {
+            return Some(*i as usize);
+        }
+        if self.consumers.len() >= self.config.max_consumers {
+            return None;
+        }
+        let i = self.consumers.len();
+        self.consumers
+            .push(ConsumerState::new(obs.consumer, obs.time_ms));
+        self.index.insert(obs.consumer, i as u32);
+        self.stats.consumers = self.consumers.len() as u64;
+        Some(i)
     }
 
-    pub fn open_alerts(&self) -> impl Iterator<Item = &Alert> {
-        std::iter::empty()
+    /// Closes every window that ended at or before `now_ms` and returns the alert updates
+    /// since the last tick. `now_ms` is on the records' time scale (the latest record time
+    /// when replaying a log, the wall clock when live).
+    pub fn tick(&mut self, now_ms: u64) -> Vec<AlertUpdate> {
+        self.advance(now_ms);
+        std::mem::take(&mut self.pending)
+    }
+
+    /// Marks an open alert acknowledged; `None` when no open alert has this id.
+    pub fn acknowledge(&mut self, id: u64) -> Option<AlertUpdate> {
+        let alert = self.alerts.values_mut().find(|a| a.id == id)?;
+        alert.status = AlertStatus::Acknowledged;
+        Some(AlertUpdate {
+            change: Change::Acknowledged,
+            alert: alert.clone(),
+        })
+    }
+
+    /// Alerts whose episode is still going on, oldest first.
+    pub fn open_alerts(&self) -> Vec<Alert> {
+        let mut open: Vec<Alert> = self.alerts.values().cloned().collect();
+        open.sort_by_key(|a| a.id);
+        open
     }
 
     pub fn stats(&self) -> Stats {
@@ -70,11 +170,372 @@ impl Engine {
         &self.config
     }
 
-    pub fn snapshot(&self) -> Vec<u8> {
-        Vec::new()
+    /// Start of the open window, once the first record or tick has been seen.
+    pub fn window_start(&self) -> Option<u64> {
+        self.window_start
     }
 
+    fn advance(&mut self, now: u64) {
+        let w = self.config.window_ms;
+        let Some(start) = self.window_start else {
+            self.window_start = Some(now - now % w);
+            return;
+        };
+        if now < start + w {
+            return;
+        }
+        let behind = (now - start) / w;
+        if behind > u64::from(self.config.max_catch_up_windows) {
+            self.close_window(start);
+            self.stats.windows_skipped += behind - 1;
+            self.window_start = Some(now - now % w);
+            return;
+        }
+        for k in 0..behind {
+            self.close_window(start + k * w);
+        }
+        self.window_start = Some(start + behind * w);
+    }
+
+    fn window(&self, start: u64) -> Window {
+        let w = self.config.window_ms;
+        let per_hour = (HOUR_MS as f64 / w as f64).max(1.0);
+        Window {
+            start_ms: start,
+            end_ms: start + w,
+            slot: slot_of(start),
+            day: (start / DAY_MS) as u16,
+            slot_alpha: 0.25 / per_hour,
+            walk_decay: 0.99f64.powf(w as f64 / HOUR_MS as f64),
+        }
+    }
+
+    fn scored(&self, c: &ConsumerState, end: u64) -> bool {
+        end >= c.first_seen_ms + self.config.learning_ms
+    }
+
+    fn close_window(&mut self, start: u64) {
+        let window = self.window(start);
+        self.table.prepare_window(&self.consumers);
+        let (found, blocked) = self.score_window(&window);
+        self.run_episodes(&window, found, &blocked);
+        self.stats.windows_closed += 1;
+        self.forget_idle(window.end_ms);
+    }
+
+    /// Signals of every scored consumer, and the detectors that many consumers tripped at once.
+    fn score_window(&self, window: &Window) -> (Vec<(usize, Signal)>, [bool; 8]) {
+        let ctx = Context {
+            window,
+            config: &self.config,
+            table: &self.table,
+        };
+        let incident = |e: u32| self.table.incident(e);
+        let mut found = Vec::new();
+        let mut opening = [0usize; 8];
+        let mut active = 0usize;
+        for (i, c) in self.consumers.iter().enumerate() {
+            active += usize::from(c.calls > 0);
+            if !self.scored(c, window.end_ms) {
+                continue;
+            }
+            let features = c.features(window.slot, &incident);
+            let trust = 0.5 + 0.5 * confidence(c);
+            for mut signal in score_all(&ctx, c, &features) {
+                let thresholds = self.config.detector(signal.detector);
+                signal.score *= trust;
+                if signal.score < thresholds.sustain {
+                    continue;
+                }
+                if signal.score >= thresholds.open {
+                    opening[signal.detector.index()] += 1;
+                }
+                found.push((i, signal));
+            }
+        }
+        let limit =
+            ((self.config.population_share * active as f64).ceil() as usize).max(POPULATION_MIN);
+        (found, opening.map(|n| n >= limit))
+    }
+
+    fn run_episodes(&mut self, window: &Window, found: Vec<(usize, Signal)>, blocked: &[bool; 8]) {
+        self.stats.population_events += blocked.iter().filter(|b| **b).count() as u64;
+        let mut found = found.into_iter().peekable();
+        for i in 0..self.consumers.len() {
+            let mut signals: [Option<Signal>; 8] = Default::default();
+            while let Some((_, signal)) = found.next_if(|(j, _)| *j == i) {
+                let d = signal.detector.index();
+                signals[d] = Some(signal);
+            }
+            let scored = self.scored(&self.consumers[i], window.end_ms);
+            let mut flagged = [false; 8];
+            for detector in Detector::ALL {
+                let d = detector.index();
+                if !self.config.detector(detector).enabled {
+                    continue;
+                }
+                let signal = signals[d].take();
+                let may_open = scored && !blocked[d];
+                self.step_episode(i, detector, signal.as_ref(), may_open, window);
+                flagged[d] = signal.is_some() || self.consumers[i].episodes[d].is_open();
+            }
+            let incident = |e: u32| self.table.incident(e);
+            let consumer = &self.consumers[i];
+            let features = consumer.features(window.slot, &incident);
+            self.consumers[i].learn(window, &features, &flagged);
+        }
+    }
+
+    fn step_episode(
+        &mut self,
+        i: usize,
+        detector: Detector,
+        signal: Option<&Signal>,
+        may_open: bool,
+        window: &Window,
+    ) {
+        let thresholds = *self.config.detector(detector);
+        let resolve_after = self.config.resolve_after_windows;
+        let score = signal.map_or(0.0, |s| s.score);
+        let consumer = &mut self.consumers[i];
+        let step =
+            consumer.episodes[detector.index()].step(score, &thresholds, resolve_after, may_open);
+        let key = (consumer.id, detector.index() as u8);
+        match (step, signal) {
+            (Step::Open, Some(signal)) => {
+                let alert = self.open_alert(i, signal, window);
+                self.alerts.insert(key, alert.clone());
+                self.push(Change::Opened, alert);
+            }
+            (Step::Update, Some(signal)) => {
+                let evidence = evidence(&self.table, signal, window);
+                let severity = severity(signal, &self.config);
+                if let Some(alert) = self.alerts.get_mut(&key) {
+                    alert.windows += 1;
+                    alert.last_seen_ms = window.end_ms;
+                    if signal.score > alert.score {
+                        alert.score = signal.score;
+                        alert.evidence = evidence;
+                    }
+                    alert.severity = alert.severity.max(severity);
+                    let alert = alert.clone();
+                    self.push(Change::Updated, alert);
+                }
+            }
+            (Step::Resolve, _) => {
+                if let Some(mut alert) = self.alerts.remove(&key) {
+                    alert.status = AlertStatus::Resolved;
+                    alert.resolved_ms = Some(window.end_ms);
+                    self.push(Change::Resolved, alert);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn open_alert(&mut self, i: usize, signal: &Signal, window: &Window) -> Alert {
+        let id = self.next_alert_id;
+        self.next_alert_id += 1;
+        let consumer = &self.consumers[i];
+        Alert {
+            id,
+            consumer: consumer.id,
+            detector: signal.detector,
+            severity: severity(signal, &self.config),
+            score: signal.score,
+            confidence: confidence(consumer),
+            status: AlertStatus::Open,
+            opened_ms: window.end_ms,
+            last_seen_ms: window.end_ms,
+            resolved_ms: None,
+            windows: 1,
+            evidence: evidence(&self.table, signal, window),
+        }
+    }
+
+    fn push(&mut self, change: Change, alert: Alert) {
+        if self.pending.len() >= MAX_PENDING {
+            self.stats.updates_dropped += 1;
+            return;
+        }
+        self.pending.push(AlertUpdate { change, alert });
+    }
+
+    /// Drops consumers idle for `forget_after_ms` that have no open alert.
+    fn forget_idle(&mut self, now: u64) {
+        let limit = self.config.forget_after_ms;
+        let mut i = 0;
+        while i < self.consumers.len() {
+            let c = &self.consumers[i];
+            let idle = now.saturating_sub(c.last_seen_ms) > limit;
+            if !idle || c.episodes.iter().any(|e| e.is_open()) {
+                i += 1;
+                continue;
+            }
+            self.index.remove(&c.id);
+            self.consumers.swap_remove(i);
+            if let Some(moved) = self.consumers.get(i) {
+                self.index.insert(moved.id, i as u32);
+            }
+            self.stats.consumers_forgotten += 1;
+        }
+        self.stats.consumers = self.consumers.len() as u64;
+    }
+
+    /// Bytes of memory the engine's state takes (consumers, index, endpoint table, alerts).
     pub fn memory_bytes(&self) -> usize {
+        let consumers = self.consumers.capacity() * std::mem::size_of::<ConsumerState>()
+            + self
+                .consumers
+                .iter()
+                .map(ConsumerState::heap_bytes)
+                .sum::<usize>();
+        let alerts = self
+            .alerts
+            .values()
+            .map(|a| std::mem::size_of::<Alert>() + 48 + a.evidence.summary.len() + 64)
+            .sum::<usize>();
         std::mem::size_of::<Engine>()
+            + consumers
+            + self.index.allocation_size()
+            + self.table.heap_bytes()
+            + alerts
+            + self.pending.capacity() * std::mem::size_of::<AlertUpdate>()
+    }
+
+    /// Memory of one consumer's state (for the per-consumer budget).
+    pub fn consumer_memory_bytes(&self, id: &ConsumerId) -> Option<usize> {
+        let c = &self.consumers[*self.index.get(id)? as usize];
+        let index_entry = std::mem::size_of::<(ConsumerId, u32)>() + 1;
+        Some(std::mem::size_of::<ConsumerState>() + c.heap_bytes() + index_entry)
+    }
+
+    /// All state as bytes (postcard), to survive a restart.
+    pub fn snapshot(&self) -> Vec<u8> {
+        let snapshot = SnapshotRef {
+            format: SNAPSHOT_FORMAT,
+            window_ms: self.config.window_ms,
+            window_start: self.window_start,
+            next_alert_id: self.next_alert_id,
+            stats: self.stats,
+            consumers: &self.consumers,
+            table: &self.table,
+            alerts: self.alerts.values().collect(),
+            pending: &self.pending,
+        };
+        // Serializing these plain types into a Vec cannot fail.
+        postcard::to_allocvec(&snapshot).unwrap_or_default()
+    }
+
+    /// An engine from a snapshot taken by [`Engine::snapshot`], with a (possibly new) config
+    /// that must keep the same window length.
+    pub fn restore(config: Config, bytes: &[u8]) -> Result<Engine, RestoreError> {
+        config.validate()?;
+        let (format, _): (u16, _) =
+            postcard::take_from_bytes(bytes).map_err(|e| RestoreError::Malformed(e.to_string()))?;
+        if format != SNAPSHOT_FORMAT {
+            return Err(RestoreError::Format {
+                found: format,
+                supported: SNAPSHOT_FORMAT,
+            });
+        }
+        let s: SnapshotOwned =
+            postcard::from_bytes(bytes).map_err(|e| RestoreError::Malformed(e.to_string()))?;
+        if s.window_ms != config.window_ms {
+            return Err(RestoreError::Window {
+                snapshot: s.window_ms,
+                config: config.window_ms,
+            });
+        }
+        let index = s
+            .consumers
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.id, i as u32))
+            .collect();
+        let alerts = s
+            .alerts
+            .into_iter()
+            .map(|a| ((a.consumer, a.detector.index() as u8), a))
+            .collect();
+        Ok(Engine {
+            config,
+            consumers: s.consumers,
+            index,
+            table: s.table,
+            alerts,
+            window_start: s.window_start,
+            next_alert_id: s.next_alert_id,
+            pending: s.pending,
+            stats: s.stats,
+        })
+    }
+}
+
+#[derive(Serialize)]
+struct SnapshotRef<'a> {
+    format: u16,
+    window_ms: u64,
+    window_start: Option<u64>,
+    next_alert_id: u64,
+    stats: Stats,
+    consumers: &'a [ConsumerState],
+    table: &'a EndpointTable,
+    alerts: Vec<&'a Alert>,
+    pending: &'a [AlertUpdate],
+}
+
+#[derive(Deserialize)]
+struct SnapshotOwned {
+    #[allow(dead_code)]
+    format: u16,
+    window_ms: u64,
+    window_start: Option<u64>,
+    next_alert_id: u64,
+    stats: Stats,
+    consumers: Vec<ConsumerState>,
+    table: EndpointTable,
+    alerts: Vec<Alert>,
+    pending: Vec<AlertUpdate>,
+}
+
+/// 0..1: how much of a baseline the consumer has (active windows seen).
+fn confidence(c: &ConsumerState) -> f64 {
+    (f64::from(c.active_windows) / CONFIDENT_WINDOWS).min(1.0)
+}
+
+fn severity(signal: &Signal, config: &Config) -> Severity {
+    if let Some(severity) = signal.severity {
+        return severity;
+    }
+    let open = config.detector(signal.detector).open;
+    if signal.score >= 2.0 * open {
+        Severity::High
+    } else if signal.score >= open {
+        Severity::Medium
+    } else {
+        Severity::Low
+    }
+}
+
+fn evidence(table: &EndpointTable, signal: &Signal, window: &Window) -> Evidence {
+    Evidence {
+        feature: signal.feature.to_string(),
+        baseline: round(signal.baseline),
+        current: round(signal.current),
+        peers: signal.peers.map(round),
+        window_start_ms: window.start_ms,
+        window_end_ms: window.end_ms,
+        endpoints: signal.endpoints.iter().map(|e| table.path(*e)).collect(),
+        summary: signal.summary.clone(),
+    }
+}
+
+/// Three significant decimals are plenty for evidence.
+fn round(x: f64) -> f64 {
+    if x.abs() >= 100.0 {
+        x.round()
+    } else {
+        (x * 1_000.0).round() / 1_000.0
     }
 }

@@ -13,9 +13,13 @@
 //! evaluation (`eval-detect`).
 
 pub mod alert;
+mod baseline;
 pub mod config;
+mod detectors;
 pub mod engine;
+mod episode;
 pub mod observation;
+mod peers;
 pub mod scenario;
 
 pub use alert::{Alert, AlertStatus, AlertUpdate, Change, Detector, Evidence, Severity};

@@ -394,7 +394,7 @@ fn median_hours(delays: &[u64]) -> String {
     let mut sorted = delays.to_vec();
     sorted.sort_unstable();
     let mid = sorted.len() / 2;
-    let median = if sorted.len() % 2 == 0 {
+    let median = if sorted.len().is_multiple_of(2) {
         (sorted[mid - 1] + sorted[mid]) / 2
     } else {
         sorted[mid]

@@ -1,0 +1,790 @@
+//! Per-consumer and per-consumer × endpoint baselines, learned online in bounded memory, and
+//! the open window's counters they are compared with.
+//!
+//! A [`ConsumerState`] takes each observation into its window counters ([`observe`]), exposes
+//! the window's features for the detectors, and at window close learns from the window
+//! ([`learn`]), holding back what a detector flagged so an attack is not learned as normal.
+//! It never reads a clock and never decides about alerts.
+//!
+//! [`observe`]: ConsumerState::observe
+//! [`learn`]: ConsumerState::learn
+
+pub mod origins;
+pub mod quant;
+pub mod seasonal;
+pub mod sketch;
+pub mod stats;
+
+use crate::alert::Detector;
+use crate::episode::Episode;
+use crate::observation::{mix64, origin_prefix, Observation};
+use origins::{OriginWindow, Origins};
+use plumbline_wire::ConsumerId;
+use quant::{FixQ, LogQ};
+use seasonal::Seasonal;
+use serde::{Deserialize, Serialize};
+use sketch::DistinctSketch;
+use stats::{ewma, MeanVar};
+
+/// Weight of one active window in shares, rates and sizes.
+const ALPHA: f64 = 0.03;
+/// Recent numeric IDs remembered per consumer to see sequential walks.
+const RECENT_NUMBERS: usize = 24;
+/// Minimum calls in a window for its endpoint mix to say anything.
+pub const MIX_MIN_CALLS: f64 = 5.0;
+
+/// Distinct objects a consumer reads on one endpoint, as a function of its calls there:
+/// ln(1+d) ≈ y + slope·(ln(1+n) − x), fitted online, plus the spread of the prediction made
+/// from the calls the baseline *expected* (so an enumeration's own extra calls cannot excuse
+/// its extra objects).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq)]
+pub struct ObjectModel {
+    x: FixQ,
+    y: FixQ,
+    xx: FixQ,
+    xy: FixQ,
+    resid_mean: FixQ,
+    resid_var: FixQ,
+    samples: u8,
+}
+
+impl ObjectModel {
+    pub fn samples(&self) -> u8 {
+        self.samples
+    }
+
+    fn slope(&self) -> f64 {
+        let xx = self.xx.get();
+        if xx > 0.02 {
+            (self.xy.get() / xx).clamp(0.3, 1.0)
+        } else {
+            0.8
+        }
+    }
+
+    /// Expected ln(1 + distinct objects) for a window with `calls` expected calls.
+    pub fn expected_ln(&self, calls: f64) -> f64 {
+        self.y.get() + self.slope() * (calls.ln_1p() - self.x.get()) + self.resid_mean.get()
+    }
+
+    /// Spread (standard deviation) of ln(1 + distinct) around [`Self::expected_ln`].
+    pub fn spread(&self) -> f64 {
+        self.resid_var.get().max(0.0).sqrt()
+    }
+
+    /// Typical distinct objects per active window.
+    pub fn typical(&self) -> f64 {
+        self.y.get().exp_m1()
+    }
+
+    fn learn(&mut self, calls: f64, distinct: f64, expected_calls: f64) {
+        let a = (1.0 / (f64::from(self.samples) + 1.0)).max(ALPHA);
+        let y_obs = distinct.ln_1p();
+        if self.samples >= 3 {
+            let r = y_obs - (self.expected_ln(expected_calls) - self.resid_mean.get());
+            let dr = r - self.resid_mean.get();
+            self.resid_mean.ewma(r, a);
+            self.resid_var
+                .set((1.0 - a) * (self.resid_var.get() + a * dr * dr));
+        }
+        let dx = calls.ln_1p() - self.x.get();
+        let dy = y_obs - self.y.get();
+        self.x.set(self.x.get() + a * dx);
+        self.y.set(self.y.get() + a * dy);
+        self.xx.set((1.0 - a) * (self.xx.get() + a * dx * dx));
+        self.xy.set((1.0 - a) * (self.xy.get() + a * dx * dy));
+        self.samples = self.samples.saturating_add(1);
+    }
+}
+
+/// One endpoint in a consumer's set: its baseline and its open-window counters.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct EndpointState {
+    pub endpoint: u32,
+    /// Day number (since 1970) of its first use by this consumer.
+    pub first_seen_day: u16,
+    /// Share of the consumer's calls in active windows.
+    share: FixQ,
+    pub objects: ObjectModel,
+    /// Most distinct objects in a window lately (decays a little every window): habits such
+    /// as a nightly sync that the hour-blind object model cannot foresee.
+    objects_max: LogQ,
+    /// Longest sequential walk per window lately (decays a little every window).
+    walk_max: LogQ,
+    /// Mean response bytes of a successful call.
+    bytes_per_call: LogQ,
+    // The open window.
+    pub calls: u32,
+    pub ok_calls: u32,
+    pub bytes: f32,
+    pub probe_errors: u16,
+    pub sequential: u16,
+    pub sketch: DistinctSketch,
+}
+
+impl EndpointState {
+    fn new(endpoint: u32, day: u16) -> EndpointState {
+        EndpointState {
+            endpoint,
+            first_seen_day: day,
+            share: FixQ::default(),
+            objects: ObjectModel::default(),
+            objects_max: LogQ::default(),
+            walk_max: LogQ::default(),
+            bytes_per_call: LogQ::default(),
+            calls: 0,
+            ok_calls: 0,
+            bytes: 0.0,
+            probe_errors: 0,
+            sequential: 0,
+            sketch: DistinctSketch::default(),
+        }
+    }
+
+    pub fn share(&self) -> f64 {
+        self.share.get().max(0.0)
+    }
+
+    pub fn walk_max(&self) -> f64 {
+        self.walk_max.get()
+    }
+
+    pub fn objects_max(&self) -> f64 {
+        self.objects_max.get()
+    }
+
+    /// Mean bytes of a successful call; 0 while unknown.
+    pub fn bytes_per_call(&self) -> f64 {
+        self.bytes_per_call.get()
+    }
+
+    fn reset_window(&mut self) {
+        self.calls = 0;
+        self.ok_calls = 0;
+        self.bytes = 0.0;
+        self.probe_errors = 0;
+        self.sequential = 0;
+        self.sketch.clear();
+    }
+}
+
+/// Calls to endpoints past the per-consumer cap, folded together.
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
+pub struct Tail {
+    share: FixQ,
+    bytes_per_call: LogQ,
+    pub calls: u32,
+    pub ok_calls: u32,
+    pub bytes: f32,
+    pub probe_errors: u16,
+}
+
+impl Tail {
+    pub fn share(&self) -> f64 {
+        self.share.get().max(0.0)
+    }
+}
+
+/// Error classes kept in the error mix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    TooMany,
+    Server,
+}
+
+impl ErrorClass {
+    pub fn of(status: u16) -> Option<ErrorClass> {
+        match status {
+            401 => Some(ErrorClass::Unauthorized),
+            403 => Some(ErrorClass::Forbidden),
+            404 => Some(ErrorClass::NotFound),
+            429 => Some(ErrorClass::TooMany),
+            500..=599 => Some(ErrorClass::Server),
+            _ => None,
+        }
+    }
+
+    /// 401, 403 and 404: what guessing IDs and trying forbidden calls produce.
+    pub fn is_probe(self) -> bool {
+        matches!(
+            self,
+            ErrorClass::Unauthorized | ErrorClass::Forbidden | ErrorClass::NotFound
+        )
+    }
+}
+
+/// The consumer's error mix: per class counts in the window and rates per call.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct ErrorMix {
+    pub window: [u32; 5],
+    /// Mean answers per call of each class.
+    rates: [LogQ; 5],
+    /// Mean 401/403/404 answers and calls per active window.
+    probe_mean: f32,
+    calls_mean: f32,
+    /// Overdispersion of the probe count.
+    phi: f32,
+}
+
+impl Default for ErrorMix {
+    fn default() -> Self {
+        ErrorMix {
+            window: [0; 5],
+            rates: [LogQ::default(); 5],
+            probe_mean: 0.0,
+            calls_mean: 0.0,
+            phi: 0.5,
+        }
+    }
+}
+
+impl ErrorMix {
+    /// Mean 401/403/404 answers per call.
+    pub fn probe_rate(&self) -> f64 {
+        if self.calls_mean <= 0.0 {
+            return 0.0;
+        }
+        f64::from(self.probe_mean) / f64::from(self.calls_mean)
+    }
+
+    pub fn phi(&self) -> f64 {
+        f64::from(self.phi)
+    }
+
+    /// Mean answers per call of a class.
+    pub fn rate(&self, class: ErrorClass) -> f64 {
+        self.rates[class as usize].get() / 1_000.0
+    }
+}
+
+/// Response bytes against what the same calls usually return.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq)]
+pub struct BytesBaseline {
+    /// ln(actual / expected bytes) per active window.
+    pub ratio: MeanVar,
+    /// Successful calls with a known size per active window.
+    ok_mean: f32,
+}
+
+impl BytesBaseline {
+    pub fn ok_mean(&self) -> f64 {
+        f64::from(self.ok_mean)
+    }
+}
+
+/// Calls to a sensitive or rarely used endpoint that the consumer had never called.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FirstUses {
+    pub endpoints: [u32; 3],
+    /// Bit i set when endpoint i was sensitive by name (else rare).
+    pub sensitive: u8,
+    pub len: u8,
+}
+
+impl FirstUses {
+    fn push(&mut self, endpoint: u32, sensitive: bool) {
+        let len = usize::from(self.len);
+        if len >= self.endpoints.len() || self.endpoints[..len].contains(&endpoint) {
+            return;
+        }
+        self.endpoints[len] = endpoint;
+        self.sensitive |= u8::from(sensitive) << len;
+        self.len += 1;
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (u32, bool)> + '_ {
+        (0..usize::from(self.len)).map(|i| (self.endpoints[i], self.sensitive & (1 << i) != 0))
+    }
+}
+
+/// What the engine knows about the window being closed, for features and learning.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Window {
+    pub start_ms: u64,
+    pub end_ms: u64,
+    pub slot: usize,
+    pub day: u16,
+    /// Weight of this window within its time-of-week slot.
+    pub slot_alpha: f64,
+    /// Factor the longest-walk memory decays by per window.
+    pub walk_decay: f64,
+}
+
+/// The window's consumer-level features, computed once for scoring and learning.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Features {
+    pub calls: f64,
+    pub expected_calls: f64,
+    /// Total-variation distance of the window's endpoint mix from the usual mix...
+    pub mix_distance: f64,
+    /// ...and what sampling alone would give at this many calls.
+    pub mix_sampling: f64,
+    /// 401/403/404 answers, outside endpoints with a platform incident.
+    pub probe_errors: f64,
+    pub probe_expected: f64,
+    /// Bytes of successful calls to endpoints with a known size, and what they usually return.
+    pub bytes: f64,
+    pub bytes_expected: f64,
+    pub bytes_calls: f64,
+    pub origins: OriginWindow,
+    /// Usual new origins per active window.
+    pub origins_usual: f64,
+}
+
+/// Everything detection keeps about one consumer.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct ConsumerState {
+    pub id: ConsumerId,
+    pub first_seen_ms: u64,
+    pub last_seen_ms: u64,
+    /// Windows closed since the first request, and those with traffic.
+    pub windows: u32,
+    pub active_windows: u32,
+    pub rate: Seasonal,
+    pub endpoints: Vec<EndpointState>,
+    pub tail: Tail,
+    /// One bit per endpoint hash of the endpoints folded into the tail.
+    folded_endpoints: u64,
+    pub calls: u32,
+    pub errors: ErrorMix,
+    pub bytes: BytesBaseline,
+    pub origins: Origins,
+    recent_numbers: [u32; RECENT_NUMBERS],
+    recent_next: u8,
+    /// Excess of the mix distance over sampling noise.
+    pub mix: MeanVar,
+    /// Mean endpoints called for the first time per window.
+    pub novelty: f32,
+    pub new_endpoints: u16,
+    pub first_uses: FirstUses,
+    pub episodes: [Episode; 8],
+}
+
+/// What an observation meant beyond the counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Observed {
+    /// The consumer had never called this endpoint before.
+    pub first_call: bool,
+}
+
+impl ConsumerState {
+    pub fn new(id: ConsumerId, first_seen_ms: u64) -> ConsumerState {
+        ConsumerState {
+            id,
+            first_seen_ms,
+            last_seen_ms: first_seen_ms,
+            windows: 0,
+            active_windows: 0,
+            rate: Seasonal::default(),
+            endpoints: Vec::new(),
+            tail: Tail::default(),
+            folded_endpoints: 0,
+            calls: 0,
+            errors: ErrorMix::default(),
+            bytes: BytesBaseline::default(),
+            origins: Origins::default(),
+            recent_numbers: [0; RECENT_NUMBERS],
+            recent_next: 0,
+            mix: MeanVar::default(),
+            novelty: 0.0,
+            new_endpoints: 0,
+            first_uses: FirstUses::default(),
+            episodes: [Episode::default(); 8],
+        }
+    }
+
+    /// Counts one request into the open window.
+    pub fn observe(&mut self, obs: &Observation<'_>, day: u16, max_endpoints: usize) -> Observed {
+        let weight = obs.weight.max(1);
+        self.last_seen_ms = self.last_seen_ms.max(obs.time_ms);
+        self.calls = self.calls.saturating_add(weight);
+
+        let known = self
+            .endpoints
+            .iter()
+            .position(|e| e.endpoint == obs.endpoint);
+        let (index, first_call) = match known {
+            Some(i) => (Some(i), false),
+            None => self.add_endpoint(obs.endpoint, day, max_endpoints),
+        };
+        let sequential = match obs.object_number {
+            Some(n) => self.sequential_step(obs.endpoint, n),
+            None => false,
+        };
+        let class = ErrorClass::of(obs.status);
+        let ok = (200..300).contains(&obs.status);
+        let bytes = obs.response_bytes as f32 * weight as f32;
+        let probe = u16::from(class.is_some_and(ErrorClass::is_probe)) * weight.min(100) as u16;
+
+        match index {
+            Some(i) => {
+                let e = &mut self.endpoints[i];
+                e.calls = e.calls.saturating_add(weight);
+                if ok {
+                    e.ok_calls = e.ok_calls.saturating_add(weight);
+                    e.bytes += bytes;
+                }
+                e.probe_errors = e.probe_errors.saturating_add(probe);
+                e.sequential = e.sequential.saturating_add(u16::from(sequential));
+                if let Some(object) = obs.object {
+                    e.sketch.insert(mix64(object));
+                }
+            }
+            None => {
+                let t = &mut self.tail;
+                t.calls = t.calls.saturating_add(weight);
+                if ok {
+                    t.ok_calls = t.ok_calls.saturating_add(weight);
+                    t.bytes += bytes;
+                }
+                t.probe_errors = t.probe_errors.saturating_add(probe);
+            }
+        }
+        if let Some(class) = class {
+            let count = &mut self.errors.window[class as usize];
+            *count = count.saturating_add(weight);
+        }
+        self.origins
+            .observe(obs.client.map(origin_prefix), obs.user_agent, day);
+        Observed { first_call }
+    }
+
+    /// Adds an endpoint the consumer is not tracking: its position while there is room, or
+    /// none (its calls fold into the tail); and whether the consumer never called it before.
+    /// Tracked endpoints are never dropped, so only folded ones need remembering, in a
+    /// 64-bit set of hashes.
+    fn add_endpoint(&mut self, endpoint: u32, day: u16, max: usize) -> (Option<usize>, bool) {
+        if self.endpoints.len() < max {
+            self.endpoints.push(EndpointState::new(endpoint, day));
+            self.new_endpoints = self.new_endpoints.saturating_add(1);
+            return (Some(self.endpoints.len() - 1), true);
+        }
+        let bit = 1u64 << (mix64(u64::from(endpoint)) >> 58);
+        let first = self.folded_endpoints & bit == 0;
+        self.folded_endpoints |= bit;
+        self.new_endpoints = self.new_endpoints.saturating_add(u16::from(first));
+        (None, first)
+    }
+
+    /// True when a neighbour of this numeric ID (±1) was among the recent ones on the same
+    /// endpoint: one step of a sequential walk.
+    fn sequential_step(&mut self, endpoint: u32, number: u64) -> bool {
+        let key = |n: u64| (mix64(n ^ (u64::from(endpoint) << 40)) >> 32) as u32 | 1;
+        let below = key(number.wrapping_sub(1));
+        let above = key(number.wrapping_add(1));
+        let step = self
+            .recent_numbers
+            .iter()
+            .any(|r| *r == below || *r == above);
+        let this = key(number);
+        if !self.recent_numbers.contains(&this) {
+            self.recent_numbers[usize::from(self.recent_next)] = this;
+            self.recent_next = (self.recent_next + 1) % RECENT_NUMBERS as u8;
+        }
+        step
+    }
+
+    /// Notes a first call to a sensitive or rarely used endpoint.
+    pub fn note_first_use(&mut self, endpoint: u32, sensitive: bool) {
+        self.first_uses.push(endpoint, sensitive);
+    }
+
+    /// Calls the baseline expects on endpoint `i` in this window: its share of the seasonal
+    /// expectation, or of the calls the consumer made elsewhere, whichever is larger.
+    pub fn expected_endpoint_calls(&self, i: usize, slot: usize) -> f64 {
+        let e = &self.endpoints[i];
+        let share = e.share().clamp(0.0, 1.0);
+        let seasonal = self.rate.expected(slot) * share;
+        let elsewhere = f64::from(self.calls.saturating_sub(e.calls));
+        let from_others = if share < 0.9 {
+            elsewhere * share / (1.0 - share)
+        } else {
+            0.0
+        };
+        seasonal.max(from_others)
+    }
+
+    /// The window's consumer-level features. `incident` says whether an endpoint's errors
+    /// are part of a platform incident this window.
+    pub fn features(&self, slot: usize, incident: &dyn Fn(u32) -> bool) -> Features {
+        let calls = f64::from(self.calls);
+        let (mix_distance, mix_sampling) = self.mix_distance();
+        let (bytes, bytes_expected, bytes_calls) = self.bytes_against_usual();
+        let probe: u32 = self
+            .endpoints
+            .iter()
+            .filter(|e| !incident(e.endpoint))
+            .map(|e| u32::from(e.probe_errors))
+            .sum::<u32>()
+            + u32::from(self.tail.probe_errors);
+        Features {
+            calls,
+            expected_calls: self.rate.expected(slot),
+            mix_distance,
+            mix_sampling,
+            probe_errors: f64::from(probe),
+            probe_expected: calls * self.errors.probe_rate(),
+            bytes,
+            bytes_expected,
+            bytes_calls,
+            origins: self.origins.window(),
+            origins_usual: self.origins.new_mean(),
+        }
+    }
+
+    /// Total-variation distance between the window's mix and the usual one, and the distance
+    /// multinomial sampling alone would give at this many calls.
+    fn mix_distance(&self) -> (f64, f64) {
+        let n = f64::from(self.calls);
+        if n <= 0.0 {
+            return (0.0, 0.0);
+        }
+        let shares = self
+            .endpoints
+            .iter()
+            .map(|e| (f64::from(e.calls), e.share()))
+            .chain(std::iter::once((
+                f64::from(self.tail.calls),
+                self.tail.share(),
+            )));
+        let total_share: f64 =
+            self.endpoints.iter().map(|e| e.share()).sum::<f64>() + self.tail.share();
+        let norm = if total_share > 0.0 { total_share } else { 1.0 };
+        let mut distance = 0.0;
+        let mut sampling = 0.0;
+        for (calls, share) in shares {
+            let q = share / norm;
+            distance += (calls / n - q).abs();
+            sampling += (2.0 * q * (1.0 - q) / (std::f64::consts::PI * n)).sqrt();
+        }
+        (distance / 2.0, sampling / 2.0)
+    }
+
+    /// Bytes of successful calls on endpoints whose usual size is known, what those calls
+    /// usually return, and how many there were.
+    fn bytes_against_usual(&self) -> (f64, f64, f64) {
+        let mut actual = 0.0;
+        let mut expected = 0.0;
+        let mut calls = 0.0;
+        for e in &self.endpoints {
+            let usual = e.bytes_per_call();
+            if e.ok_calls > 0 && usual > 0.0 {
+                actual += f64::from(e.bytes);
+                expected += f64::from(e.ok_calls) * usual;
+                calls += f64::from(e.ok_calls);
+            }
+        }
+        let usual = self.tail.bytes_per_call.get();
+        if self.tail.ok_calls > 0 && usual > 0.0 {
+            actual += f64::from(self.tail.bytes);
+            expected += f64::from(self.tail.ok_calls) * usual;
+            calls += f64::from(self.tail.ok_calls);
+        }
+        (actual, expected, calls)
+    }
+
+    /// Learns the closed window, holding back what the detectors flagged, and clears it.
+    pub fn learn(&mut self, w: &Window, f: &Features, flagged: &[bool; 8]) {
+        let active = self.calls > 0;
+        let flag = |d: Detector| flagged[d.index()];
+        self.windows = self.windows.saturating_add(1);
+        self.active_windows = self.active_windows.saturating_add(u32::from(active));
+
+        let mut calls = f.calls;
+        if flag(Detector::VolumeSurge) || flag(Detector::OffHours) {
+            calls = calls.min(f.expected_calls * 1.5 + 1.0);
+        }
+        self.rate.learn(w.slot, calls, w.slot_alpha);
+
+        if active {
+            if !flag(Detector::EndpointMixDrift) {
+                self.learn_mix(f);
+            }
+            if !flag(Detector::ErrorProbing) {
+                self.learn_errors(f);
+            }
+            if !flag(Detector::Exfiltration) {
+                self.learn_bytes(f);
+            }
+            self.learn_error_mix();
+        }
+        self.learn_endpoints(
+            w,
+            !flag(Detector::Enumeration),
+            !flag(Detector::Exfiltration),
+        );
+        let learn_origins = !flag(Detector::CredentialSharing);
+        self.origins.close(active, learn_origins, w.day);
+        ewma(&mut self.novelty, f64::from(self.new_endpoints), 0.01);
+        self.reset_window();
+    }
+
+    fn learn_mix(&mut self, f: &Features) {
+        let n = f64::from(self.calls);
+        if n >= MIX_MIN_CALLS {
+            self.mix.update(f.mix_distance - f.mix_sampling, ALPHA);
+        }
+        let a = (1.0 / (f64::from(self.active_windows) + 1.0)).max(ALPHA);
+        for e in &mut self.endpoints {
+            let share = f64::from(e.calls) / n;
+            e.share.set(e.share.get() + a * (share - e.share.get()));
+        }
+        let share = f64::from(self.tail.calls) / n;
+        let tail = &mut self.tail.share;
+        tail.set(tail.get() + a * (share - tail.get()));
+    }
+
+    fn learn_errors(&mut self, f: &Features) {
+        let e = &mut self.errors;
+        if f.probe_expected >= 2.0 {
+            let mean = f.probe_expected;
+            let sample = ((f.probe_errors - mean).powi(2) - mean) / (mean * mean);
+            ewma(&mut e.phi, sample.clamp(0.0, 4.0), ALPHA);
+            e.phi = e.phi.max(0.05);
+        }
+        let a = (1.0 / (f64::from(self.active_windows) + 1.0)).max(ALPHA);
+        ewma(&mut e.probe_mean, f.probe_errors, a);
+        ewma(&mut e.calls_mean, f.calls, a);
+    }
+
+    fn learn_error_mix(&mut self) {
+        let calls = f64::from(self.calls.max(1));
+        for (rate, count) in self.errors.rates.iter_mut().zip(self.errors.window) {
+            rate.ewma(f64::from(count) / calls * 1_000.0, ALPHA);
+        }
+    }
+
+    fn learn_bytes(&mut self, f: &Features) {
+        if f.bytes_calls <= 0.0 || f.bytes_expected <= 0.0 {
+            return;
+        }
+        let ratio = (f.bytes.max(1.0) / f.bytes_expected).ln();
+        self.bytes.ratio.update(ratio, ALPHA);
+        ewma(&mut self.bytes.ok_mean, f.bytes_calls, ALPHA);
+    }
+
+    fn learn_endpoints(&mut self, w: &Window, objects: bool, sizes: bool) {
+        for i in 0..self.endpoints.len() {
+            let expected = self.expected_endpoint_calls(i, w.slot);
+            let e = &mut self.endpoints[i];
+            let distinct = e.sketch.estimate();
+            if e.calls > 0 && !e.sketch.is_empty() && objects {
+                e.objects.learn(f64::from(e.calls), distinct, expected);
+            }
+            let (seen, walked) = if objects {
+                (distinct, f64::from(e.sequential))
+            } else {
+                (0.0, 0.0)
+            };
+            e.objects_max
+                .set(seen.max(e.objects_max.get() * w.walk_decay));
+            e.walk_max.set(walked.max(e.walk_max.get() * w.walk_decay));
+            if e.ok_calls > 0 && sizes {
+                let per_call = f64::from(e.bytes) / f64::from(e.ok_calls);
+                learn_size(&mut e.bytes_per_call, per_call);
+            }
+        }
+        let t = &mut self.tail;
+        if t.ok_calls > 0 && sizes {
+            learn_size(
+                &mut t.bytes_per_call,
+                f64::from(t.bytes) / f64::from(t.ok_calls),
+            );
+        }
+    }
+
+    fn reset_window(&mut self) {
+        self.calls = 0;
+        self.errors.window = [0; 5];
+        self.new_endpoints = 0;
+        self.first_uses = FirstUses::default();
+        for e in &mut self.endpoints {
+            e.reset_window();
+        }
+        self.tail.calls = 0;
+        self.tail.ok_calls = 0;
+        self.tail.bytes = 0.0;
+        self.tail.probe_errors = 0;
+    }
+
+    /// Heap bytes this state owns beyond its own size.
+    pub fn heap_bytes(&self) -> usize {
+        self.endpoints.capacity() * std::mem::size_of::<EndpointState>()
+    }
+}
+
+fn learn_size(value: &mut LogQ, per_call: f64) {
+    if value.get() <= 0.0 {
+        value.set(per_call);
+    } else {
+        value.ewma(per_call, ALPHA * 2.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obs(endpoint: u32, number: Option<u64>) -> Observation<'static> {
+        Observation {
+            time_ms: 0,
+            consumer: ConsumerId([1; 16]),
+            endpoint,
+            endpoint_path: "GET /x/{id}",
+            object: number.map(mix64),
+            object_number: number,
+            status: 200,
+            response_bytes: 1_000,
+            client: None,
+            user_agent: 0,
+            weight: 1,
+            sensitive: false,
+        }
+    }
+
+    #[test]
+    fn a_walk_interleaved_with_other_calls_is_seen_step_by_step() {
+        let mut c = ConsumerState::new(ConsumerId([1; 16]), 0);
+        for i in 0..100u64 {
+            c.observe(&obs(1, Some(5_000 + i)), 0, 32);
+            for j in 0..8 {
+                c.observe(&obs(1, Some(mix64(i * 10 + j) % 1_000_000)), 0, 32);
+            }
+        }
+        let steps = c.endpoints[0].sequential;
+        assert!(steps >= 95, "{steps}");
+    }
+
+    #[test]
+    fn endpoints_past_the_cap_fold_into_the_tail() {
+        let mut c = ConsumerState::new(ConsumerId([1; 16]), 0);
+        for endpoint in 0..5 {
+            c.observe(&obs(endpoint, None), 0, 3);
+        }
+        assert_eq!(c.endpoints.len(), 3);
+        assert_eq!(c.tail.calls, 2);
+    }
+
+    #[test]
+    fn only_the_first_call_to_an_endpoint_is_a_first_call() {
+        let mut c = ConsumerState::new(ConsumerId([1; 16]), 0);
+        assert!(c.observe(&obs(7, None), 0, 32).first_call);
+        assert!(!c.observe(&obs(7, None), 0, 32).first_call);
+    }
+
+    #[test]
+    fn object_model_predicts_fewer_objects_for_fewer_calls() {
+        let mut m = ObjectModel::default();
+        for i in 0..200 {
+            let calls = [10.0, 100.0, 400.0][i % 3];
+            let distinct = 40.0 * (1.0 - (-calls / 40.0f64).exp());
+            m.learn(calls, distinct, calls);
+        }
+        let small = m.expected_ln(10.0).exp_m1();
+        let big = m.expected_ln(400.0).exp_m1();
+        assert!(small < big && big < 60.0, "{small} {big}");
+    }
+}
