@@ -100,7 +100,7 @@ fn cap_segments<'a>(path: &'a Cow<'a, str>, max: usize) -> &'a str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capture::capture;
+    use crate::capture::{capture, StreamFacts};
     use crate::config::Settings;
     use crate::host::tests::FakeView;
     use plumbline_wire::{consumer_id, flags, Addr, Limits, Method};
@@ -121,10 +121,15 @@ mod tests {
             .header("x-api-key", key)
             .header("user-agent", &[0xff, b'u', b'a'])
             .header("x-partner", b"acme")
-            .int_property(&["request", "time"], start_ms * 1_000_000)
-            .int_property(&["response", "code"], 200)
+            .response_header(":status", b"200")
             .property(&["source", "address"], b"192.0.2.1:4000");
-        capture(&view, &settings(), 1)
+        let start_ns = u64::try_from(start_ms).unwrap() * 1_000_000;
+        let facts = StreamFacts {
+            start_ns,
+            end_ns: start_ns,
+            ..StreamFacts::default()
+        };
+        capture(&view, &settings(), &facts, 1).unwrap()
     }
 
     fn header() -> BatchHeader<'static> {

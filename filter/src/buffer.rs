@@ -64,7 +64,7 @@ impl RecordBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capture::capture;
+    use crate::capture::{capture, StreamFacts};
     use crate::config::Settings;
     use crate::host::tests::FakeView;
 
@@ -73,8 +73,13 @@ mod tests {
             br#"{"collector_cluster": "c", "ingest_token": "t", "hash_salt": "0123456789abcdef"}"#,
         )
         .unwrap();
-        let view = FakeView::at(start_ms);
-        capture(&view, &settings, 1)
+        let facts = StreamFacts {
+            start_ns: start_ms * 1_000_000,
+            end_ns: start_ms * 1_000_000,
+            ..StreamFacts::default()
+        };
+        let view = FakeView::default().header(":method", b"GET");
+        capture(&view, &settings, &facts, 1).unwrap()
     }
 
     fn starts(records: &[Captured]) -> Vec<u64> {

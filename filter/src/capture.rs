@@ -4,9 +4,14 @@
 //! (parameter names kept), status, sizes, timing, the hashed consumer, client address, user
 //! agent, content types and a label. Its texts sit in one allocation, each capped in length, so
 //! a buffered record stays small. Header values are bytes and may be any bytes at all.
+//!
+//! Cost matters here (it runs for every request): the two header maps are read whole, one host
+//! call each; sizes and timing come from the stream callbacks ([`StreamFacts`]); the only
+//! property read per request is the peer address, and `response.code_details` only when the
+//! response headers leave open whether the reply was local.
 
 use crate::config::{ClientAddress, Settings};
-use crate::host::{as_i64, RequestView};
+use crate::host::{Headers, RequestView};
 use crate::identity;
 use plumbline_wire::{flags, Addr, ConsumerId};
 use std::net::{IpAddr, SocketAddr};
@@ -150,87 +155,109 @@ pub fn strip_query_values(raw: &[u8], out: &mut Vec<u8>, cap: usize) {
     }
 }
 
-/// Reads one finished request from `view` into a record standing for `weight` requests.
-pub fn capture(view: &impl RequestView, settings: &Settings, weight: u32) -> Captured {
-    let (start_ms, duration_us) = timing(view);
-    let method = view.request_header(":method");
-    let host = view.request_header(":authority");
-    let path = view.request_header(":path");
-    let user_agent = view.request_header("user-agent");
-    let request_type = view.request_header("content-type");
-    let response_type = view.response_header("content-type");
-    let label = settings
-        .label_header
-        .as_deref()
-        .and_then(|name| view.request_header(name));
+/// What the HTTP context saw of the stream itself, without asking the host.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct StreamFacts {
+    /// Unix nanoseconds when the request headers reached the filter (0 if they never did).
+    pub start_ns: u64,
+    /// Unix nanoseconds at end of stream.
+    pub end_ns: u64,
+    /// Body bytes that passed the filter in each direction.
+    pub request_bytes: u64,
+    pub response_bytes: u64,
+}
 
-    let texts = [
-        &method,
-        &host,
-        &path,
-        &user_agent,
-        &request_type,
-        &response_type,
-        &label,
-    ];
-    let capacity = texts
-        .iter()
-        .map(|t| t.as_ref().map_or(0, Vec::len).min(MAX_PATH_BYTES))
-        .sum();
-    let mut packer = TextPacker::with_capacity(capacity);
-    packer.push(method.as_deref());
-    packer.push(host.as_deref());
-    packer.push_path(path.as_deref());
-    packer.push(user_agent.as_deref());
-    packer.push(request_type.as_deref());
-    packer.push(response_type.as_deref());
-    packer.push(label.as_deref());
-    let (texts, ends) = packer.finish();
-
-    Captured {
-        start_ms,
-        texts,
-        ends,
-        status: status(view),
-        request_bytes: size(view, "request"),
-        response_bytes: size(view, "response"),
-        duration_us,
-        consumer: identity::resolve(&settings.identity, &settings.hasher, view),
-        client: client(view, &settings.client_address),
-        flags: reply_flags(view),
-        weight,
+impl StreamFacts {
+    /// Start time in Unix milliseconds and duration in microseconds.
+    fn timing(&self) -> (u64, u32) {
+        let start_ns = if self.start_ns == 0 {
+            self.end_ns
+        } else {
+            self.start_ns
+        };
+        let duration_ns = self.end_ns.saturating_sub(start_ns);
+        let duration_us = u32::try_from(duration_ns / 1000).unwrap_or(u32::MAX);
+        (start_ns / 1_000_000, duration_us)
     }
 }
 
-/// Start time (Unix ms) and duration (µs) of the request.
-fn timing(view: &impl RequestView) -> (u64, u32) {
-    let nanos = |name| view.property(&["request", name]).and_then(|b| as_i64(&b));
-    let duration_ns = nanos("duration").and_then(|d| u64::try_from(d).ok());
-    let duration_us = duration_ns.map_or(0, |d| u32::try_from(d / 1000).unwrap_or(u32::MAX));
-    let start_ms = match nanos("time").and_then(|t| u64::try_from(t).ok()) {
-        Some(t) => t / 1_000_000,
-        None => view
-            .now_ms()
-            .saturating_sub(duration_ns.unwrap_or(0) / 1_000_000),
-    };
-    (start_ms, duration_us)
+/// Reads one finished request into a record standing for `weight` requests. A stream whose
+/// request headers never arrived (e.g. one Envoy's codec refused) is not an API call: `None`.
+pub fn capture(
+    view: &impl RequestView,
+    settings: &Settings,
+    stream: &StreamFacts,
+    weight: u32,
+) -> Option<Captured> {
+    let request = view.request_headers();
+    request.get(":method")?;
+    let response = view.response_headers();
+    let status = status(&response);
+    let label = settings
+        .label_header
+        .as_deref()
+        .and_then(|name| request.get(name));
+    let texts = [
+        request.get(":method"),
+        request.get(":authority"),
+        request.get(":path"),
+        request.get("user-agent"),
+        request.get("content-type"),
+        response.get("content-type"),
+        label,
+    ];
+    let (start_ms, duration_us) = stream.timing();
+    let packed = pack(texts);
+    Some(Captured {
+        start_ms,
+        texts: packed.0,
+        ends: packed.1,
+        status,
+        request_bytes: stream.request_bytes,
+        response_bytes: stream.response_bytes,
+        duration_us,
+        consumer: identity::resolve(&settings.identity, &settings.hasher, &request, view),
+        client: client(&request, view, &settings.client_address),
+        flags: reply_flags(status, &response, view),
+        weight,
+    })
 }
 
-fn status(view: &impl RequestView) -> u16 {
-    let code = view
-        .property(&["response", "code"])
-        .and_then(|b| as_i64(&b));
-    code.and_then(|c| u16::try_from(c).ok()).unwrap_or(0)
+/// The texts of a record, in [`Field`] order, in one allocation, and where each one ends.
+fn pack(texts: [Option<&[u8]>; FIELDS]) -> (Box<[u8]>, [u16; FIELDS]) {
+    let capacity = texts
+        .iter()
+        .map(|t| t.map_or(0, <[u8]>::len).min(MAX_PATH_BYTES))
+        .sum();
+    let mut packer = TextPacker::with_capacity(capacity);
+    for (i, text) in texts.into_iter().enumerate() {
+        if i == Field::Path.index() {
+            packer.push_path(text);
+        } else {
+            packer.push(text);
+        }
+    }
+    packer.finish()
 }
 
-/// Body bytes of the request or response, as Envoy counts them.
-fn size(view: &impl RequestView, side: &str) -> u64 {
-    let bytes = view.property(&[side, "size"]).and_then(|b| as_i64(&b));
-    bytes.and_then(|n| u64::try_from(n).ok()).unwrap_or(0)
+/// The response status from `:status`; 0 when there was no response.
+fn status(response: &Headers) -> u16 {
+    response
+        .get(":status")
+        .and_then(|s| std::str::from_utf8(s).ok())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }
 
-/// `LOCAL_REPLY` when Envoy says the response did not come from the upstream.
-fn reply_flags(view: &impl RequestView) -> u8 {
+/// `LOCAL_REPLY` when the response did not come from the upstream. The router marks upstream
+/// responses with `x-envoy-upstream-service-time`; when that header is absent (or the status is an
+/// error, which local replies usually are), Envoy's `response.code_details` decides.
+fn reply_flags(status: u16, response: &Headers, view: &impl RequestView) -> u8 {
+    let clearly_upstream =
+        (100..400).contains(&status) && response.get("x-envoy-upstream-service-time").is_some();
+    if clearly_upstream {
+        return 0;
+    }
     match view.property(&["response", "code_details"]) {
         Some(details) if !details.is_empty() && details != b"via_upstream" => flags::LOCAL_REPLY,
         _ => 0,
@@ -238,12 +265,12 @@ fn reply_flags(view: &impl RequestView) -> u8 {
 }
 
 /// The client address under the configured policy; falls back to the downstream peer.
-fn client(view: &impl RequestView, policy: &ClientAddress) -> Option<Addr> {
+fn client(request: &Headers, view: &impl RequestView, policy: &ClientAddress) -> Option<Addr> {
     let forwarded = match policy {
         ClientAddress::Downstream => None,
-        ClientAddress::XForwardedFor { trusted_hops } => view
-            .request_header("x-forwarded-for")
-            .and_then(|value| forwarded_client(&value, *trusted_hops)),
+        ClientAddress::XForwardedFor { trusted_hops } => request
+            .get("x-forwarded-for")
+            .and_then(|value| forwarded_client(value, *trusted_hops)),
     };
     forwarded.or_else(|| {
         let peer = view.property(&["source", "address"])?;
@@ -278,6 +305,7 @@ mod tests {
     use plumbline_wire::consumer_id;
 
     const SALT: &str = "0123456789abcdef";
+    const START_NS: u64 = 1_700_000_000_123_456_789;
 
     fn settings(extra: &str) -> Settings {
         let json = format!(
@@ -292,6 +320,15 @@ mod tests {
         String::from_utf8(out).unwrap()
     }
 
+    fn stream() -> StreamFacts {
+        StreamFacts {
+            start_ns: START_NS,
+            end_ns: START_NS + 2_500_000,
+            request_bytes: 0,
+            response_bytes: 1832,
+        }
+    }
+
     fn full_request() -> FakeView {
         FakeView::default()
             .header(":method", b"GET")
@@ -300,14 +337,14 @@ mod tests {
             .header("user-agent", b"partner-sdk/2.1")
             .header("x-api-key", b"key-1")
             .header("x-partner", b"acme")
+            .response_header(":status", b"200")
             .response_header("content-type", b"application/json")
-            .int_property(&["request", "time"], 1_700_000_000_123_456_789)
-            .int_property(&["request", "duration"], 2_500_000)
-            .int_property(&["response", "code"], 200)
-            .int_property(&["request", "size"], 0)
-            .int_property(&["response", "size"], 1832)
-            .property(&["response", "code_details"], b"via_upstream")
+            .response_header("x-envoy-upstream-service-time", b"3")
             .property(&["source", "address"], b"10.0.0.7:52144")
+    }
+
+    fn capture_of(view: &FakeView, settings: &Settings) -> Captured {
+        capture(view, settings, &stream(), 1).unwrap()
     }
 
     #[test]
@@ -328,7 +365,7 @@ mod tests {
     #[test]
     fn a_full_request_is_captured_with_every_field() {
         let s = settings(r#", "label_header": "x-partner""#);
-        let c = capture(&full_request(), &s, 1);
+        let c = capture_of(&full_request(), &s);
         assert_eq!(c.text(Field::Method), b"GET");
         assert_eq!(c.text(Field::Host), b"api.example.com");
         assert_eq!(c.text(Field::Path), b"/v1/orders/42?page&secret");
@@ -349,9 +386,8 @@ mod tests {
 
     #[test]
     fn no_secret_or_query_value_is_kept_in_a_captured_record() {
-        let c = capture(&full_request(), &settings(""), 1);
-        let all: Vec<u8> = c.texts.to_vec();
-        let text = String::from_utf8_lossy(&all);
+        let c = capture_of(&full_request(), &settings(""));
+        let text = String::from_utf8_lossy(&c.texts).into_owned();
         assert!(!text.contains("key-1") && !text.contains("abc"), "{text}");
     }
 
@@ -360,7 +396,7 @@ mod tests {
         let view = full_request()
             .header("user-agent", &[0xff, 0xfe, b'x'])
             .header("x-api-key", &[0xff, 0xfe]);
-        let c = capture(&view, &settings(""), 1);
+        let c = capture_of(&view, &settings(""));
         assert_eq!(c.text(Field::UserAgent), &[0xff, 0xfe, b'x']);
         assert_eq!(
             c.consumer,
@@ -369,9 +405,19 @@ mod tests {
     }
 
     #[test]
-    fn a_request_with_nothing_readable_is_still_captured() {
-        let view = FakeView::at(5_000);
-        let c = capture(&view, &settings(""), 3);
+    fn a_stream_whose_request_headers_never_arrived_is_not_recorded() {
+        let refused = FakeView::default().response_header(":status", b"400");
+        assert_eq!(capture(&refused, &settings(""), &stream(), 1), None);
+    }
+
+    #[test]
+    fn a_request_with_little_readable_is_still_captured() {
+        let facts = StreamFacts {
+            end_ns: 5_000_000_000,
+            ..StreamFacts::default()
+        };
+        let view = FakeView::default().header(":method", b"GET");
+        let c = capture(&view, &settings(""), &facts, 3).unwrap();
         assert_eq!(c.start_ms, 5_000);
         assert_eq!((c.status, c.duration_us, c.weight), (0, 0, 3));
         assert_eq!((c.consumer, c.client), (None, None));
@@ -384,7 +430,7 @@ mod tests {
         let view = full_request()
             .header("user-agent", &long)
             .header(":path", &long);
-        let c = capture(&view, &settings(""), 1);
+        let c = capture_of(&view, &settings(""));
         assert_eq!(c.text(Field::UserAgent).len(), MAX_TEXT_BYTES);
         assert_eq!(c.text(Field::Path).len(), MAX_PATH_BYTES);
         assert_eq!(c.text(Field::ResponseType), b"application/json");
@@ -392,9 +438,24 @@ mod tests {
 
     #[test]
     fn a_reply_not_from_the_upstream_is_flagged_local() {
-        let view = full_request().property(&["response", "code_details"], b"route_not_found");
-        let c = capture(&view, &settings(""), 1);
-        assert_eq!(c.flags, flags::LOCAL_REPLY);
+        let view = FakeView::default()
+            .header(":method", b"GET")
+            .response_header(":status", b"404")
+            .property(&["response", "code_details"], b"route_not_found");
+        assert_eq!(capture_of(&view, &settings("")).flags, flags::LOCAL_REPLY);
+        let direct = FakeView::default()
+            .header(":method", b"GET")
+            .response_header(":status", b"200")
+            .property(&["response", "code_details"], b"direct_response");
+        assert_eq!(capture_of(&direct, &settings("")).flags, flags::LOCAL_REPLY);
+    }
+
+    #[test]
+    fn an_upstream_error_is_not_flagged_local() {
+        let view = full_request()
+            .response_header(":status", b"503")
+            .property(&["response", "code_details"], b"via_upstream");
+        assert_eq!(capture_of(&view, &settings("")).flags, 0);
     }
 
     #[test]
@@ -421,10 +482,10 @@ mod tests {
         let xff = r#", "client_address": {"source": "x_forwarded_for", "trusted_hops": 2}"#;
         let s = settings(xff);
         let view = full_request().header("x-forwarded-for", b"203.0.113.9");
-        assert_eq!(capture(&view, &s, 1).client, Some(Addr::V4([10, 0, 0, 7])));
+        assert_eq!(capture_of(&view, &s).client, Some(Addr::V4([10, 0, 0, 7])));
         let view = full_request().header("x-forwarded-for", b"203.0.113.9, 10.1.1.1");
         assert_eq!(
-            capture(&view, &s, 1).client,
+            capture_of(&view, &s).client,
             Some(Addr::V4([203, 0, 113, 9]))
         );
     }

@@ -1,49 +1,73 @@
-//! The only place request data is read from Envoy: header values as bytes and properties, through
-//! the `hostcalls` functions that return `Result`.
+//! The only place request data is read from Envoy, through the `hostcalls` functions that return
+//! `Result`: whole header maps (values as bytes), properties, and the clock.
 //!
-//! Every host error is handled here and becomes "absent" (logged at debug), so capture code never
-//! sees a failure and nothing here can trap the VM on a bad header value. [`RequestView`] lets
-//! the capture and identity logic run natively in unit tests against a fake.
+//! Host calls that return data are the filter's main per-request cost (each one makes Envoy call
+//! back into the VM to allocate), so capture reads each header map once, with one call, instead
+//! of header by header. Every host error is handled here and becomes "absent" (logged at debug).
+//! [`RequestView`] lets capture and identity logic run natively in unit tests against a fake.
 
 use log::debug;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::MapType;
 use std::time::UNIX_EPOCH;
 
-/// What capture needs to know about the request being logged.
+/// A header map as Envoy holds it: lower-case names, values as bytes, in order.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Headers(Vec<(String, Vec<u8>)>);
+
+impl Headers {
+    pub fn new(pairs: Vec<(String, Vec<u8>)>) -> Self {
+        Headers(pairs)
+    }
+
+    /// The first value of header `name` (lower case), as bytes.
+    pub fn get(&self, name: &str) -> Option<&[u8]> {
+        self.0
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_slice())
+    }
+}
+
+/// What capture reads from Envoy about the request being logged.
 pub trait RequestView {
-    /// A request header's value as bytes (`None` when absent).
-    fn request_header(&self, name: &str) -> Option<Vec<u8>>;
-    /// A response header's value as bytes (`None` when absent or no response was sent).
-    fn response_header(&self, name: &str) -> Option<Vec<u8>>;
+    /// All request headers (empty when there were none).
+    fn request_headers(&self) -> Headers;
+    /// All response headers (empty when no response was sent).
+    fn response_headers(&self) -> Headers;
     /// An Envoy property (attribute) in its serialized form (`None` when absent).
     fn property(&self, path: &[&str]) -> Option<Vec<u8>>;
-    /// Current Unix time in milliseconds.
-    fn now_ms(&self) -> u64;
 }
 
 /// The live request, read through host calls.
 pub struct HostView;
 
 impl RequestView for HostView {
-    fn request_header(&self, name: &str) -> Option<Vec<u8>> {
-        map_value(MapType::HttpRequestHeaders, name)
+    fn request_headers(&self) -> Headers {
+        map(MapType::HttpRequestHeaders)
     }
 
-    fn response_header(&self, name: &str) -> Option<Vec<u8>> {
-        map_value(MapType::HttpResponseHeaders, name)
+    fn response_headers(&self) -> Headers {
+        map(MapType::HttpResponseHeaders)
     }
 
     fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
         property(path)
     }
+}
 
-    fn now_ms(&self) -> u64 {
-        now_ms()
+/// One of Envoy's header maps, whole, in one host call.
+pub fn map(map: MapType) -> Headers {
+    match hostcalls::get_map_bytes(map) {
+        Ok(pairs) => Headers::new(pairs),
+        Err(status) => {
+            debug!("reading header map {map:?} failed: {status:?}");
+            Headers::default()
+        }
     }
 }
 
-/// A header value from one of Envoy's header maps, as bytes.
+/// One header value from one of Envoy's header maps, as bytes.
 pub fn map_value(map: MapType, name: &str) -> Option<Vec<u8>> {
     match hostcalls::get_map_value_bytes(map, name) {
         Ok(value) => value,
@@ -65,20 +89,19 @@ pub fn property(path: &[&str]) -> Option<Vec<u8>> {
     }
 }
 
-/// Current Unix time in milliseconds according to Envoy; 0 if the host cannot tell.
-pub fn now_ms() -> u64 {
+/// Current Unix time in nanoseconds according to Envoy; 0 if the host cannot tell.
+pub fn now_ns() -> u64 {
     let since_epoch = hostcalls::get_current_time()
         .ok()
         .and_then(|now| now.duration_since(UNIX_EPOCH).ok());
     since_epoch
-        .and_then(|d| u64::try_from(d.as_millis()).ok())
+        .and_then(|d| u64::try_from(d.as_nanos()).ok())
         .unwrap_or(0)
 }
 
-/// An integer property (Envoy serializes int64, durations and timestamps as 8 little-endian bytes).
-pub fn as_i64(bytes: &[u8]) -> Option<i64> {
-    let array: [u8; 8] = bytes.try_into().ok()?;
-    Some(i64::from_le_bytes(array))
+/// Current Unix time in milliseconds according to Envoy; 0 if the host cannot tell.
+pub fn now_ms() -> u64 {
+    now_ns() / 1_000_000
 }
 
 #[cfg(test)]
@@ -89,27 +112,24 @@ pub mod tests {
     /// A request described in a test: headers and properties by name.
     #[derive(Default)]
     pub struct FakeView {
-        request: HashMap<String, Vec<u8>>,
-        response: HashMap<String, Vec<u8>>,
+        request: Vec<(String, Vec<u8>)>,
+        response: Vec<(String, Vec<u8>)>,
         properties: HashMap<String, Vec<u8>>,
-        now: u64,
+    }
+
+    fn set(pairs: &mut Vec<(String, Vec<u8>)>, name: &str, value: &[u8]) {
+        pairs.retain(|(key, _)| key != name);
+        pairs.push((name.to_string(), value.to_vec()));
     }
 
     impl FakeView {
-        pub fn at(now_ms: u64) -> Self {
-            FakeView {
-                now: now_ms,
-                ..FakeView::default()
-            }
-        }
-
         pub fn header(mut self, name: &str, value: &[u8]) -> Self {
-            self.request.insert(name.to_string(), value.to_vec());
+            set(&mut self.request, name, value);
             self
         }
 
         pub fn response_header(mut self, name: &str, value: &[u8]) -> Self {
-            self.response.insert(name.to_string(), value.to_vec());
+            set(&mut self.response, name, value);
             self
         }
 
@@ -117,33 +137,29 @@ pub mod tests {
             self.properties.insert(path.join("."), value.to_vec());
             self
         }
-
-        pub fn int_property(self, path: &[&str], value: i64) -> Self {
-            self.property(path, &value.to_le_bytes())
-        }
     }
 
     impl RequestView for FakeView {
-        fn request_header(&self, name: &str) -> Option<Vec<u8>> {
-            self.request.get(name).cloned()
+        fn request_headers(&self) -> Headers {
+            Headers::new(self.request.clone())
         }
 
-        fn response_header(&self, name: &str) -> Option<Vec<u8>> {
-            self.response.get(name).cloned()
+        fn response_headers(&self) -> Headers {
+            Headers::new(self.response.clone())
         }
 
         fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
             self.properties.get(&path.join(".")).cloned()
         }
-
-        fn now_ms(&self) -> u64 {
-            self.now
-        }
     }
 
     #[test]
-    fn integer_properties_are_eight_little_endian_bytes() {
-        assert_eq!(as_i64(&200i64.to_le_bytes()), Some(200));
-        assert_eq!(as_i64(&[1, 2, 3]), None);
+    fn a_header_lookup_finds_the_first_value_by_its_lower_case_name() {
+        let headers = Headers::new(vec![
+            ("x-a".into(), b"1".to_vec()),
+            ("x-a".into(), b"2".to_vec()),
+        ]);
+        assert_eq!(headers.get("x-a"), Some(&b"1"[..]));
+        assert_eq!(headers.get("x-b"), None);
     }
 }

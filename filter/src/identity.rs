@@ -6,11 +6,12 @@
 //! claims are read from the dynamic metadata written by Envoy's `jwt_authn` filter after it
 //! verified the token, never from the token itself.
 
-use crate::host::RequestView;
+use crate::host::{Headers, RequestView};
 use hmac::{Hmac, Mac};
 use plumbline_wire::ConsumerId;
 use serde::Deserialize;
 use sha2::Sha256;
+use std::borrow::Cow;
 use std::fmt;
 
 /// Namespace of the dynamic metadata that Envoy's JWT filter writes verified payloads into.
@@ -51,25 +52,28 @@ impl IdentitySource {
     }
 
     /// The secret this source holds for the current request, if present and non-empty.
-    fn secret(&self, view: &impl RequestView) -> Option<Vec<u8>> {
+    fn secret<'a>(&self, headers: &'a Headers, view: &impl RequestView) -> Option<Cow<'a, [u8]>> {
         let secret = match self {
-            IdentitySource::Header { name } => view.request_header(name),
-            IdentitySource::Bearer {} => view
-                .request_header("authorization")
-                .and_then(|value| bearer_token(&value).map(<[u8]>::to_vec)),
+            IdentitySource::Header { name } => headers.get(name).map(Cow::Borrowed),
+            IdentitySource::Bearer {} => headers
+                .get("authorization")
+                .and_then(bearer_token)
+                .map(Cow::Borrowed),
             IdentitySource::Jwt {
                 payload_in_metadata,
                 claim,
-            } => view.property(&[
-                "metadata",
-                "filter_metadata",
-                JWT_AUTHN_NAMESPACE,
-                payload_in_metadata,
-                claim,
-            ]),
-            IdentitySource::MtlsPeer {} => {
-                view.property(&["connection", "uri_san_peer_certificate"])
-            }
+            } => view
+                .property(&[
+                    "metadata",
+                    "filter_metadata",
+                    JWT_AUTHN_NAMESPACE,
+                    payload_in_metadata,
+                    claim,
+                ])
+                .map(Cow::Owned),
+            IdentitySource::MtlsPeer {} => view
+                .property(&["connection", "uri_san_peer_certificate"])
+                .map(Cow::Owned),
         };
         secret.filter(|s| !s.is_empty())
     }
@@ -80,11 +84,12 @@ impl IdentitySource {
 pub fn resolve(
     sources: &[IdentitySource],
     hasher: &ConsumerHasher,
+    headers: &Headers,
     view: &impl RequestView,
 ) -> Option<ConsumerId> {
     sources
         .iter()
-        .find_map(|source| source.secret(view))
+        .find_map(|source| source.secret(headers, view))
         .map(|secret| hasher.id(&secret))
 }
 
@@ -163,14 +168,24 @@ mod tests {
     #[test]
     fn an_api_key_header_is_hashed_whole() {
         let view = FakeView::default().header("x-api-key", b"key-1");
-        let id = resolve(&default_sources(), &ConsumerHasher::new(SALT), &view);
+        let id = resolve(
+            &default_sources(),
+            &ConsumerHasher::new(SALT),
+            &view.request_headers(),
+            &view,
+        );
         assert_eq!(id, Some(consumer_id(SALT, b"key-1")));
     }
 
     #[test]
     fn an_api_key_that_is_not_utf8_is_still_hashed() {
         let view = FakeView::default().header("x-api-key", &[0xff, 0xfe]);
-        let id = resolve(&default_sources(), &ConsumerHasher::new(SALT), &view);
+        let id = resolve(
+            &default_sources(),
+            &ConsumerHasher::new(SALT),
+            &view.request_headers(),
+            &view,
+        );
         assert_eq!(id, Some(consumer_id(SALT, &[0xff, 0xfe])));
     }
 
@@ -179,14 +194,24 @@ mod tests {
         let view = FakeView::default()
             .header("x-api-key", b"key-1")
             .header("authorization", b"Bearer tok");
-        let id = resolve(&default_sources(), &ConsumerHasher::new(SALT), &view);
+        let id = resolve(
+            &default_sources(),
+            &ConsumerHasher::new(SALT),
+            &view.request_headers(),
+            &view,
+        );
         assert_eq!(id, Some(consumer_id(SALT, b"key-1")));
     }
 
     #[test]
     fn a_bearer_token_is_used_when_no_key_header_is_present() {
         let view = FakeView::default().header("authorization", b"bearer  tok.en ");
-        let id = resolve(&default_sources(), &ConsumerHasher::new(SALT), &view);
+        let id = resolve(
+            &default_sources(),
+            &ConsumerHasher::new(SALT),
+            &view.request_headers(),
+            &view,
+        );
         assert_eq!(id, Some(consumer_id(SALT, b"tok.en")));
     }
 
@@ -195,7 +220,12 @@ mod tests {
         let view = FakeView::default()
             .header("x-api-key", b"")
             .header("authorization", b"Bearer tok");
-        let id = resolve(&default_sources(), &ConsumerHasher::new(SALT), &view);
+        let id = resolve(
+            &default_sources(),
+            &ConsumerHasher::new(SALT),
+            &view.request_headers(),
+            &view,
+        );
         assert_eq!(id, Some(consumer_id(SALT, b"tok")));
     }
 
@@ -203,7 +233,12 @@ mod tests {
     fn a_request_without_any_source_has_no_consumer() {
         let view = FakeView::default().header("authorization", b"Basic dXNlcjpwdw==");
         assert_eq!(
-            resolve(&default_sources(), &ConsumerHasher::new(SALT), &view),
+            resolve(
+                &default_sources(),
+                &ConsumerHasher::new(SALT),
+                &view.request_headers(),
+                &view
+            ),
             None
         );
     }
@@ -234,11 +269,21 @@ mod tests {
         // An unverified token in the header alone gives no identity.
         let unverified = FakeView::default().header("authorization", b"Bearer x.y.z");
         assert_eq!(
-            resolve(&sources, &ConsumerHasher::new(SALT), &unverified),
+            resolve(
+                &sources,
+                &ConsumerHasher::new(SALT),
+                &unverified.request_headers(),
+                &unverified
+            ),
             None
         );
         let verified = FakeView::default().property(&path, b"partner-7");
-        let id = resolve(&sources, &ConsumerHasher::new(SALT), &verified);
+        let id = resolve(
+            &sources,
+            &ConsumerHasher::new(SALT),
+            &verified.request_headers(),
+            &verified,
+        );
         assert_eq!(id, Some(consumer_id(SALT, b"partner-7")));
     }
 
@@ -247,7 +292,12 @@ mod tests {
         let sources = vec![IdentitySource::MtlsPeer {}];
         let san = b"spiffe://example.org/partner/acme";
         let view = FakeView::default().property(&["connection", "uri_san_peer_certificate"], san);
-        let id = resolve(&sources, &ConsumerHasher::new(SALT), &view);
+        let id = resolve(
+            &sources,
+            &ConsumerHasher::new(SALT),
+            &view.request_headers(),
+            &view,
+        );
         assert_eq!(id, Some(consumer_id(SALT, san)));
     }
 

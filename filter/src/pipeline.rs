@@ -195,7 +195,7 @@ impl Pipeline {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capture::capture;
+    use crate::capture::{capture, StreamFacts};
     use crate::host::tests::FakeView;
     use plumbline_wire::{Batch, BatchReply, Limits};
 
@@ -232,8 +232,15 @@ mod tests {
     }
 
     fn request(now: u64) -> Captured {
-        let view = FakeView::at(now).header(":path", b"/v1/items/7");
-        capture(&view, &settings(""), 1)
+        let view = FakeView::default()
+            .header(":method", b"GET")
+            .header(":path", b"/v1/items/7");
+        let facts = StreamFacts {
+            start_ns: now * 1_000_000,
+            end_ns: now * 1_000_000,
+            ..StreamFacts::default()
+        };
+        capture(&view, &settings(""), &facts, 1).unwrap()
     }
 
     fn decode(body: &[u8]) -> Batch {
