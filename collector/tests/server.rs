@@ -346,6 +346,31 @@ fn a_restart_keeps_inventory_consumers_filters_and_the_retry_window() {
 }
 
 #[test]
+fn a_second_collector_is_refused_a_data_directory_in_use() {
+    let dir = TempDir::new("second");
+    let mut server = TestServer::start(dir.path(), 1 << 20, None);
+    let config = ServeConfig {
+        listen: "127.0.0.1:0".into(),
+        data: dir.path().join("state"),
+        max_body_bytes: 1 << 20,
+        settings: Settings::default(),
+        ingest_token: Secret::new(TOKEN),
+        operator_token: None,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let refused = runtime.block_on(Server::bind(config));
+    let message = refused.err().expect("second bind must fail").to_string();
+    assert!(
+        message.contains("is in use by another plumbline process"),
+        "{message}"
+    );
+    server.stop();
+}
+
+#[test]
 fn with_an_operator_token_the_read_api_requires_it() {
     let dir = TempDir::new("operator");
     let mut server = TestServer::start(dir.path(), 1 << 20, Some("op-secret"));

@@ -39,6 +39,11 @@ pub struct ServeConfig {
 /// Why the server could not start or stop cleanly.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
+    #[error(
+        "data directory {dir} is in use by another plumbline process (a running collector or \
+         an offline command); stop it or use another --data"
+    )]
+    DataInUse { dir: PathBuf },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("cannot listen on {addr}: {source}")]
@@ -90,7 +95,11 @@ pub struct Server {
 impl Server {
     /// Holds the data directory, loads its state, and binds the listen address.
     pub async fn bind(config: ServeConfig) -> Result<Server, ServeError> {
-        let persisted = Persisted::open(&config.data, true, config.settings)?;
+        let persisted =
+            Persisted::open(&config.data, true, config.settings).map_err(|e| match e {
+                StoreError::Locked { dir } => ServeError::DataInUse { dir },
+                other => ServeError::Store(other),
+            })?;
         let listener =
             TcpListener::bind(&config.listen)
                 .await

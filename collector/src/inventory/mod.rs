@@ -158,6 +158,13 @@ impl Inventory {
         node.restore(&path, &method, idx, &mut self.table);
     }
 
+    /// Ends a restore: literal hit counts are rebuilt from the restored calls.
+    pub fn finish_restore(&mut self) {
+        for node in self.hosts.values_mut() {
+            node.settle_hits(&self.table);
+        }
+    }
+
     /// Consumers that lost an endpoint through merges since the last call.
     pub fn take_lost(&mut self) -> Vec<ConsumerIdx> {
         self.table.take_lost()

@@ -225,6 +225,31 @@ fn raw_values_of_replaced_segments_are_not_kept_in_endpoints() {
 }
 
 #[test]
+fn reused_words_below_parameters_stay_literal_after_a_restore() {
+    let mut inv = inventory();
+    let words: Vec<String> = (0..25u32).map(|i| format!("sub{}", word(i))).collect();
+    let mut rng = Lcg(3);
+    for n in 0..3000 {
+        let owner = format!("{}-org", word(n % 40));
+        let path = format!("/repos/{owner}/x{}/{}", word(n % 37), words[rng.below(25)]);
+        observe(&mut inv, "GET", &path, None);
+    }
+    assert_eq!(inv.endpoints().len(), 25, "{:?}", paths(&inv));
+    let mut again = inventory();
+    for (idx, endpoint) in inv.endpoints().iter() {
+        again.restore(idx, endpoint.clone());
+    }
+    again.finish_restore();
+    observe(
+        &mut again,
+        "GET",
+        "/repos/someone/something/brandnewword",
+        None,
+    );
+    assert_eq!(again.endpoints().len(), 26, "{:?}", paths(&again));
+}
+
+#[test]
 fn restored_endpoints_keep_their_templates_and_learned_parameters() {
     let mut inv = inventory();
     for i in 0..25u32 {

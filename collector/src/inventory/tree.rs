@@ -180,6 +180,30 @@ impl Node {
         }
     }
 
+    /// After a restore: gives each literal the number of requests that went through it (the
+    /// calls of the endpoints below), so the rules see restored words as the reused words they
+    /// are. Answers the calls below this node.
+    pub fn settle_hits(&mut self, table: &EndpointTable) -> u64 {
+        let mut total: u64 = self
+            .endpoints
+            .iter()
+            .filter_map(|(_, idx)| table.get(*idx))
+            .map(|e| e.calls)
+            .sum();
+        for child in self.literals.values_mut() {
+            let below = child.node.settle_hits(table);
+            child.hits = u32::try_from(below).unwrap_or(u32::MAX).max(1);
+            total = total.saturating_add(below);
+        }
+        for (_, child) in self.typed.iter_mut() {
+            total = total.saturating_add(child.settle_hits(table));
+        }
+        if let Some(param) = self.param.as_mut() {
+            total = total.saturating_add(param.node.settle_hits(table));
+        }
+        total
+    }
+
     /// Gives every endpoint below this node its current template.
     pub fn render(&self, table: &mut EndpointTable) {
         render(self, &mut String::new(), table);

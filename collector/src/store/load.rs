@@ -17,6 +17,7 @@ impl Store {
         let mut pipeline = Pipeline::new(settings);
         let consumers = self.load_consumers(&mut pipeline)?;
         self.load_endpoints(&mut pipeline)?;
+        pipeline.inventory.finish_restore();
         self.load_pairs(&mut pipeline, &consumers)?;
         self.load_filters(&mut pipeline)?;
         Ok(pipeline)
