@@ -203,11 +203,12 @@ fn reply_body(body_size: usize) -> Option<Vec<u8>> {
     }
 }
 
-/// Envoy's node id, or `unknown`.
+/// Envoy's node id (`xds.node.id`; `node.id` in older Envoys), or `unknown`.
 fn node_id() -> String {
-    host::property(&["node", "id"])
+    [&["xds", "node", "id"][..], &["node", "id"][..]]
+        .iter()
+        .find_map(|path| host::property(path).filter(|id| !id.is_empty()))
         .map(|id| String::from_utf8_lossy(&id).into_owned())
-        .filter(|id| !id.is_empty())
         .unwrap_or_else(|| "unknown".to_string())
 }
 
