@@ -506,3 +506,82 @@ fn ingesting_a_log_offline_then_reading_the_inventory_offline_works() {
     assert_eq!(consumers["consumers"][0]["calls"], 2);
     assert_eq!(consumers["consumers"][0]["endpoints"], 2);
 }
+
+/// Reads the child's stderr until the "collector listening" line; answers its address.
+fn listening_addr(stderr: std::process::ChildStderr) -> SocketAddr {
+    use std::io::{BufRead, BufReader};
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line
+                .split("addr=")
+                .nth(1)
+                .filter(|_| line.contains("listening"))
+            {
+                let addr = rest.split_whitespace().next().unwrap_or("").to_string();
+                let _ = tx.send(addr);
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("serve did not listen");
+    addr.parse().expect("listening address")
+}
+
+/// A child process killed when dropped, so a failing test leaves nothing running.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn the_serve_binary_stops_on_sigterm_with_its_state_saved_and_its_directory_released() {
+    let dir = TempDir::new("sigterm");
+    let data = dir.path().join("d");
+    let data = data.to_str().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_plumbline"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data", data])
+        .env("PLUMBLINE_INGEST_TOKEN", TOKEN)
+        .env("RUST_LOG", "info")
+        .env_remove("PLUMBLINE_CONFIG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = Reaped(child);
+    let addr = listening_addr(child.0.stderr.take().unwrap());
+    let server = TestServer {
+        addr,
+        stop: None,
+        thread: None,
+    };
+    let (status, _, _) = post(&server, &sample().encode(), Some(TOKEN));
+    assert_eq!(status, 200);
+
+    let pid = child.0.id().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let exit = loop {
+        if let Some(exit) = child.0.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(exit.success(), "serve exited with {exit}");
+
+    let out = plumbline(&["inventory", "--data", data, "--json"], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let inventory: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(inventory, expected_inventory());
+}
