@@ -31,7 +31,7 @@ export PLUMBLINE_SALT         ?= plumbline-demo-salt-change-me
 E2E_THREADS ?= 2
 
 .PHONY: help tools wasm-target envoy build wasm up down demo test lint fmt bench \
-        dataset-check clean
+        dataset-check clean bench-tools
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -83,6 +83,13 @@ lint: tools build ## rustfmt check, clippy (native and wasm32), envoy --mode val
 
 fmt: ## Format the code
 	cargo fmt --all
+
+bench: tools build bench-tools ## Measure the filter against a no-op wasm filter, and the collector
+	cargo build -p plumbline-noop-filter --target $(WASM_TARGET) --profile wasm
+	@scripts/bench.sh
+
+bench-tools:
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 
 dataset-check: build ## Ingest the shared Apache log and check the result (needs ../shared/datasets)
 	@scripts/dataset-check.sh $(DATASETS)/apache-access-2015/access.log
