@@ -8,7 +8,9 @@
 //! Cost matters here (it runs for every request): the two header maps are read whole, one host
 //! call each; sizes and timing come from the stream callbacks ([`StreamFacts`]); the only
 //! property read per request is the peer address, and `response.code_details` only when the
-//! response headers leave open whether the reply was local.
+//! response headers leave open whether the reply was local. When decisions are held, the HTTP
+//! context reads the request headers, consumer and client earlier (to enforce), and hands them
+//! over in [`Early`], so they are not read twice.
 
 use crate::config::{ClientAddress, Settings};
 use crate::host::{Headers, RequestView};
@@ -165,6 +167,17 @@ pub struct StreamFacts {
     /// Body bytes that passed the filter in each direction.
     pub request_bytes: u64,
     pub response_bytes: u64,
+    /// Bits from [`plumbline_wire::flags`] that enforcement set (blocked, throttled, ...).
+    pub flags: u8,
+}
+
+/// What the HTTP context already read when the request headers arrived; `None` fields are read
+/// at capture.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Early {
+    pub request: Option<Headers>,
+    pub consumer: Option<Option<ConsumerId>>,
+    pub client: Option<Option<Addr>>,
 }
 
 impl StreamFacts {
@@ -189,7 +202,18 @@ pub fn capture(
     stream: &StreamFacts,
     weight: u32,
 ) -> Option<Captured> {
-    let request = view.request_headers();
+    capture_with(view, settings, stream, weight, Early::default())
+}
+
+/// [`capture`], reusing what was read `early`.
+pub fn capture_with(
+    view: &impl RequestView,
+    settings: &Settings,
+    stream: &StreamFacts,
+    weight: u32,
+    early: Early,
+) -> Option<Captured> {
+    let request = early.request.unwrap_or_else(|| view.request_headers());
     request.get(":method")?;
     let response = view.response_headers();
     let status = status(&response);
@@ -216,9 +240,13 @@ pub fn capture(
         request_bytes: stream.request_bytes,
         response_bytes: stream.response_bytes,
         duration_us,
-        consumer: identity::resolve(&settings.identity, &settings.hasher, &request, view),
-        client: client(&request, view, &settings.client_address),
-        flags: reply_flags(status, &response, view),
+        consumer: early.consumer.unwrap_or_else(|| {
+            identity::resolve(&settings.identity, &settings.hasher, &request, view)
+        }),
+        client: early
+            .client
+            .unwrap_or_else(|| client(&request, view, &settings.client_address)),
+        flags: stream.flags | reply_flags(status, &response, view, stream.flags),
         weight,
     })
 }
@@ -252,7 +280,10 @@ fn status(response: &Headers) -> u16 {
 /// `LOCAL_REPLY` when the response did not come from the upstream. The router marks upstream
 /// responses with `x-envoy-upstream-service-time`; when that header is absent (or the status is an
 /// error, which local replies usually are), Envoy's `response.code_details` decides.
-fn reply_flags(status: u16, response: &Headers, view: &impl RequestView) -> u8 {
+fn reply_flags(status: u16, response: &Headers, view: &impl RequestView, known: u8) -> u8 {
+    if known & flags::LOCAL_REPLY != 0 {
+        return flags::LOCAL_REPLY;
+    }
     let clearly_upstream =
         (100..400).contains(&status) && response.get("x-envoy-upstream-service-time").is_some();
     if clearly_upstream {
@@ -265,7 +296,7 @@ fn reply_flags(status: u16, response: &Headers, view: &impl RequestView) -> u8 {
 }
 
 /// The client address under the configured policy; falls back to the downstream peer.
-fn client(request: &Headers, view: &impl RequestView, policy: &ClientAddress) -> Option<Addr> {
+pub fn client(request: &Headers, view: &impl RequestView, policy: &ClientAddress) -> Option<Addr> {
     let forwarded = match policy {
         ClientAddress::Downstream => None,
         ClientAddress::XForwardedFor { trusted_hops } => request
@@ -326,6 +357,7 @@ mod tests {
             end_ns: START_NS + 2_500_000,
             request_bytes: 0,
             response_bytes: 1832,
+            flags: 0,
         }
     }
 
@@ -488,5 +520,41 @@ mod tests {
             capture_of(&view, &s).client,
             Some(Addr::V4([203, 0, 113, 9]))
         );
+    }
+
+    #[test]
+    fn what_was_read_early_is_used_instead_of_reading_again() {
+        let early = Early {
+            request: Some(full_request().request_headers()),
+            consumer: Some(Some(ConsumerId([7; 16]))),
+            client: Some(Some(Addr::V4([192, 0, 2, 9]))),
+        };
+        // The view at end of stream knows nothing of the request: everything comes from `early`.
+        let late = FakeView::default().response_header(":status", b"200");
+        let c = capture_with(&late, &settings(""), &stream(), 1, early).unwrap();
+        assert_eq!(c.text(Field::Path), b"/v1/orders/42?page&secret");
+        assert_eq!(c.consumer, Some(ConsumerId([7; 16])));
+        assert_eq!(c.client, Some(Addr::V4([192, 0, 2, 9])));
+    }
+
+    #[test]
+    fn a_request_plumbline_answered_is_flagged_local_without_asking_envoy_why() {
+        let facts = StreamFacts {
+            flags: flags::BLOCKED | flags::LOCAL_REPLY,
+            ..stream()
+        };
+        let view = full_request().response_header(":status", b"403");
+        let c = capture(&view, &settings(""), &facts, 1).unwrap();
+        assert_eq!(c.flags, flags::BLOCKED | flags::LOCAL_REPLY);
+    }
+
+    #[test]
+    fn a_would_block_flag_is_kept_on_an_upstream_response() {
+        let facts = StreamFacts {
+            flags: flags::WOULD_BLOCK,
+            ..stream()
+        };
+        let c = capture(&full_request(), &settings(""), &facts, 1).unwrap();
+        assert_eq!(c.flags, flags::WOULD_BLOCK);
     }
 }

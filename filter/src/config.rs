@@ -15,6 +15,8 @@ pub const MAX_BATCH_RECORDS: usize = 2000;
 pub const MAX_BUFFERED_RECORDS: usize = 1_000_000;
 /// Smallest sample rate accepted; each record then stands for at most this many requests.
 pub const MIN_SAMPLE_RATE: f64 = 0.0001;
+/// Upper bound on `max_decisions`: the index of that many decisions stays within a VM's memory.
+pub const MAX_DECISIONS: usize = 100_000;
 const MIN_SALT_BYTES: usize = 16;
 
 /// A configuration that cannot be used; the message names the field.
@@ -74,6 +76,10 @@ struct RawConfig {
     log_level: String,
     #[serde(default = "default_batch_timeout_ms")]
     batch_timeout_ms: u32,
+    #[serde(default = "default_enforce")]
+    enforce: bool,
+    #[serde(default = "default_max_decisions")]
+    max_decisions: usize,
 }
 
 fn default_ingest_path() -> String {
@@ -113,6 +119,14 @@ fn default_batch_timeout_ms() -> u32 {
     2000
 }
 
+fn default_enforce() -> bool {
+    true
+}
+
+fn default_max_decisions() -> usize {
+    20_000
+}
+
 /// A validated configuration, ready for the root and HTTP contexts.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -131,6 +145,10 @@ pub struct Settings {
     pub sample_rate: f64,
     pub log_level: LogLevel,
     pub batch_timeout_ms: u32,
+    /// `false` is the local kill-switch: decisions are only recorded, as in monitor mode.
+    pub enforce: bool,
+    /// Most decisions a VM indexes; past it a set's remaining decisions are ignored and counted.
+    pub max_decisions: usize,
 }
 
 impl Settings {
@@ -160,6 +178,8 @@ impl Settings {
             sample_rate: raw.sample_rate,
             log_level,
             batch_timeout_ms: raw.batch_timeout_ms,
+            enforce: raw.enforce,
+            max_decisions: raw.max_decisions,
         })
     }
 }
@@ -247,6 +267,7 @@ fn validate_limits(raw: &RawConfig) -> Result<(), ConfigError> {
     )?;
     in_range("flush_interval_ms", raw.flush_interval_ms, 10, 600_000)?;
     in_range("batch_timeout_ms", raw.batch_timeout_ms, 1, 600_000)?;
+    in_range("max_decisions", raw.max_decisions, 1, MAX_DECISIONS)?;
     let rate = raw.sample_rate;
     if !(MIN_SAMPLE_RATE..=1.0).contains(&rate) {
         return Err(invalid(
@@ -337,6 +358,16 @@ mod tests {
         assert_eq!(s.log_level, LogLevel::Info);
         assert_eq!(s.batch_timeout_ms, 2000);
         assert_eq!(s.label_header, None);
+        assert!(s.enforce, "enforcement is on unless switched off locally");
+        assert_eq!(s.max_decisions, 20_000);
+    }
+
+    #[test]
+    fn the_enforcement_switch_can_be_turned_off() {
+        let s = Settings::from_json(with(r#""enforce": false"#).as_bytes()).unwrap();
+        assert!(!s.enforce);
+        let err = error_of(&with(r#""enforce": "no""#));
+        assert!(err.contains("enforce"), "{err}");
     }
 
     #[test]
@@ -352,7 +383,8 @@ mod tests {
             "label_header": "X-Partner",
             "client_address": {"source": "x_forwarded_for", "trusted_hops": 2},
             "max_batch_records": 100, "flush_interval_ms": 250, "max_buffered_records": 1000,
-            "sample_rate": 0.25, "log_level": "debug", "batch_timeout_ms": 500
+            "sample_rate": 0.25, "log_level": "debug", "batch_timeout_ms": 500,
+            "enforce": true, "max_decisions": 500
         }"#;
         let s = Settings::from_json(json.as_bytes()).unwrap();
         assert_eq!(s.collector_authority, "127.0.0.1:7070");
@@ -422,6 +454,8 @@ mod tests {
             (r#""sample_rate": 0"#, "sample_rate"),
             (r#""sample_rate": 1.5"#, "sample_rate"),
             (r#""max_batch_records": -1"#, "max_batch_records"),
+            (r#""max_decisions": 0"#, "max_decisions"),
+            (r#""max_decisions": 1000000"#, "max_decisions"),
         ];
         for (extra, field) in cases {
             let err = error_of(&with(extra));

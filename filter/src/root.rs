@@ -1,6 +1,7 @@
 //! The root context of one VM: reads the configuration (refusing a bad one so Envoy rejects it),
-//! picks the VM's random instance id, creates request contexts, and ships batches to the
-//! collector with `dispatch_http_call` on a timer and when the collector answers.
+//! picks the VM's random instance id, creates request contexts, ships batches to the collector
+//! with `dispatch_http_call` on a timer and when the collector answers, and keeps the VM's
+//! decision set current (from replies and, on each tick, from shared data).
 //!
 //! Every host call's failure is handled; none of them can affect a proxied request.
 
@@ -9,7 +10,9 @@ use crate::host::{self, now_ms};
 use crate::http::{RequestCapture, Shared};
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
+use crate::shared::{self, HostStore};
 use crate::shipper::{classify, Transport};
+use crate::sync::DecisionSync;
 use log::{error, info, warn};
 use plumbline_wire::CONTENT_TYPE;
 use proxy_wasm::hostcalls;
@@ -29,6 +32,7 @@ pub struct PlumblineRoot {
     instance: u64,
     shared: Option<Shared>,
     metrics: Option<Metrics>,
+    sync: DecisionSync,
 }
 
 impl PlumblineRoot {
@@ -37,10 +41,12 @@ impl PlumblineRoot {
             instance: random_instance_id(),
             shared: None,
             metrics: None,
+            sync: DecisionSync::new(1),
         }
     }
 
     fn apply(&mut self, settings: Settings) {
+        self.sync.set_max_decisions(settings.max_decisions);
         let node = node_id();
         let pipeline = match self.shared.take() {
             Some(old) => {
@@ -59,9 +65,13 @@ impl PlumblineRoot {
             "configured; instance {:016x} on node {node} ships to cluster {}",
             self.instance, settings.collector_cluster
         );
+        if !settings.enforce {
+            info!("enforcement switched off locally: decisions are only recorded as would-block");
+        }
         self.shared = Some(Shared {
             settings: Rc::new(settings),
             pipeline,
+            held: self.sync.held(),
         });
     }
 
@@ -104,7 +114,16 @@ impl Context for PlumblineRoot {
                 settings: &shared.settings,
             };
             if let Ok(mut pipeline) = shared.pipeline.try_borrow_mut() {
-                pipeline.on_answer(token, outcome, now_ms(), &mut transport);
+                let now = now_ms();
+                let answer = pipeline.on_answer(token, outcome, now);
+                let decisions =
+                    answer.and_then(|a| Some((a.reply.decisions?, a.batch_decisions_version)));
+                if let Some((set, batch_version)) = decisions {
+                    self.sync
+                        .on_reply(set, batch_version, now, &HostStore, &mut pipeline.tally);
+                    pipeline.set_held_decisions_version(self.sync.version());
+                }
+                pipeline.ship_if_due(now, &mut transport);
             }
         }
         self.publish_metrics();
@@ -114,6 +133,7 @@ impl Context for PlumblineRoot {
 impl RootContext for PlumblineRoot {
     fn on_vm_start(&mut self, _vm_configuration_size: usize) -> bool {
         self.metrics = Some(Metrics::define());
+        shared::create_keys(&HostStore);
         true
     }
 
@@ -151,7 +171,10 @@ impl RootContext for PlumblineRoot {
                 settings: &shared.settings,
             };
             if let Ok(mut pipeline) = shared.pipeline.try_borrow_mut() {
-                pipeline.tick(now_ms(), &mut transport);
+                let now = now_ms();
+                self.sync.on_tick(now, &HostStore, &mut pipeline.tally);
+                pipeline.set_held_decisions_version(self.sync.version());
+                pipeline.tick(now, &mut transport);
             }
         }
         self.publish_metrics();
