@@ -3,10 +3,10 @@
 //!
 //! The decision set lives under two fixed keys, so the store never grows with new versions:
 //!
-//! - [`HEAD_KEY`]: the [`Stamp`] (epoch, version) of the newest set published, a few bytes that
+//! - [`HEAD_KEY`]: the [`Stamp`] (epoch, version) of the newest set published, 12 bytes that
 //!   every VM reads on each tick;
-//! - [`SET_KEY`]: that stamp followed by the whole postcard-encoded [`DecisionSet`], read only
-//!   when the head is newer than what the VM holds.
+//! - [`SET_KEY`]: that stamp followed by the whole [`DecisionSet`] as the wire encodes it, read
+//!   only when the head is newer than what the VM holds.
 //!
 //! Every write is a compare-and-swap against the value just read, and happens only when the
 //! stamp written is newer than the stamp read, so an older set never replaces a newer one.
@@ -20,7 +20,6 @@ use log::debug;
 use plumbline_wire::DecisionSet;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::Status;
-use serde::{Deserialize, Serialize};
 
 /// Key of the newest published stamp. The `v1` names this layout.
 pub const HEAD_KEY: &str = "plumbline.decisions.v1.head";
@@ -32,10 +31,23 @@ pub const MAX_CAS_ATTEMPTS: usize = 8;
 /// Orders decision sets: by epoch, then by the collector's version. The epoch starts at 0 and
 /// grows only when a VM sees the collector go back to a lower version (its store was reset), so
 /// that the collector's lower-numbered set can still replace the filter's older, higher one.
-#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct Stamp {
     pub epoch: u32,
     pub version: u64,
+}
+
+impl Stamp {
+    /// Encoded size: epoch then version, little-endian.
+    pub const LEN: usize = 12;
+
+    pub fn encode(self) -> [u8; Stamp::LEN] {
+        let mut out = [0u8; Stamp::LEN];
+        let (epoch, version) = out.split_at_mut(4);
+        epoch.copy_from_slice(&self.epoch.to_le_bytes());
+        version.copy_from_slice(&self.version.to_le_bytes());
+        out
+    }
 }
 
 /// Why a write was refused.
@@ -91,11 +103,14 @@ pub fn create_keys(store: &impl SharedStore) {
     }
 }
 
-/// The stamp a value starts with; `None` for an empty or unreadable value.
+/// The stamp a value starts with; `None` for a value too short to hold one.
 pub fn stamp_of(value: &[u8]) -> Option<Stamp> {
-    postcard::take_from_bytes::<Stamp>(value)
-        .ok()
-        .map(|(stamp, _)| stamp)
+    let epoch: [u8; 4] = value.get(..4)?.try_into().ok()?;
+    let version: [u8; 8] = value.get(4..Stamp::LEN)?.try_into().ok()?;
+    Some(Stamp {
+        epoch: u32::from_le_bytes(epoch),
+        version: u64::from_le_bytes(version),
+    })
 }
 
 /// The stamp of the newest published set; `None` when nothing was published.
@@ -109,15 +124,18 @@ pub fn read_set(store: &impl SharedStore) -> Option<(Stamp, DecisionSet)> {
     decode_set(&value)
 }
 
-/// The value stored under [`SET_KEY`] for a set.
+/// The value stored under [`SET_KEY`] for a set: the stamp, then the set as the wire encodes it.
 pub fn encode_set(stamp: Stamp, set: &DecisionSet) -> Vec<u8> {
-    postcard::to_allocvec(&(stamp, set)).unwrap_or_default()
+    let mut value = stamp.encode().to_vec();
+    value.extend_from_slice(&set.encode());
+    value
 }
 
 /// Reads a [`SET_KEY`] value; a value whose stamp and set disagree is refused.
 pub fn decode_set(value: &[u8]) -> Option<(Stamp, DecisionSet)> {
-    let ((stamp, set), rest): ((Stamp, DecisionSet), _) = postcard::take_from_bytes(value).ok()?;
-    (rest.is_empty() && stamp.version == set.version).then_some((stamp, set))
+    let stamp = stamp_of(value)?;
+    let set = DecisionSet::decode(value.get(Stamp::LEN..)?).ok()?;
+    (stamp.version == set.version).then_some((stamp, set))
 }
 
 /// What became of a publication.
@@ -161,9 +179,7 @@ pub fn publish(store: &impl SharedStore, stamp: Stamp, value: &[u8]) -> Publishe
 
 /// Moves the head to `stamp` unless it already shows that stamp or a newer one.
 pub fn advance_head(store: &impl SharedStore, stamp: Stamp) -> bool {
-    let Ok(value) = postcard::to_allocvec(&stamp) else {
-        return false;
-    };
+    let value = stamp.encode();
     for _ in 0..MAX_CAS_ATTEMPTS {
         let (current, cas) = store.get(HEAD_KEY);
         if current.as_deref().and_then(stamp_of) >= Some(stamp) {
@@ -383,5 +399,9 @@ pub mod tests {
         trailing.push(0);
         assert_eq!(decode_set(&trailing), None);
         assert_eq!(stamp_of(b""), None);
+        assert_eq!(
+            stamp_of(&stamp(3, 1 << 40).encode()),
+            Some(stamp(3, 1 << 40))
+        );
     }
 }

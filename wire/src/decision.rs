@@ -50,6 +50,23 @@ pub struct DecisionSet {
     pub decisions: Vec<Decision>,
 }
 
+impl DecisionSet {
+    /// Encodes with postcard, as the set travels inside a [`BatchReply`].
+    pub fn encode(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).unwrap_or_default()
+    }
+
+    /// Decodes a whole set; trailing bytes are refused.
+    pub fn decode(bytes: &[u8]) -> Result<DecisionSet, crate::DecodeError> {
+        let (set, rest): (DecisionSet, _) = postcard::take_from_bytes(bytes)
+            .map_err(|e| crate::DecodeError::Malformed(e.to_string()))?;
+        if !rest.is_empty() {
+            return Err(crate::DecodeError::TrailingBytes(rest.len()));
+        }
+        Ok(set)
+    }
+}
+
 /// The collector's answer to a batch.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct BatchReply {
@@ -121,6 +138,28 @@ mod tests {
             decisions: vec![decision],
         });
         assert_eq!(BatchReply::decode(&reply.encode()), Ok(reply));
+    }
+
+    #[test]
+    fn a_set_encodes_alone_as_it_does_inside_a_reply() {
+        let set = DecisionSet {
+            version: 7,
+            mode: Mode::Monitor,
+            decisions: vec![Decision {
+                id: 9,
+                subject: Subject::Consumer(ConsumerId([3; 16])),
+                action: Action::Block { status: 403 },
+                expires_at_ms: 1,
+            }],
+        };
+        let bytes = set.encode();
+        assert_eq!(DecisionSet::decode(&bytes), Ok(set.clone()));
+        let mut reply = BatchReply::new(0, false, 7);
+        reply.decisions = Some(set);
+        assert!(reply.encode().ends_with(&bytes), "same bytes as in a reply");
+        let mut trailing = bytes;
+        trailing.push(0);
+        assert!(DecisionSet::decode(&trailing).is_err());
     }
 
     #[test]
