@@ -17,6 +17,14 @@ pub enum ApiError {
     Malformed(#[from] DecodeError),
     #[error("cannot read the request body: {0}")]
     BadBody(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -26,7 +34,12 @@ impl ApiError {
         match self {
             ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Malformed(_) | ApiError::BadBody(_) => StatusCode::BAD_REQUEST,
+            ApiError::Malformed(_) | ApiError::BadBody(_) | ApiError::BadRequest(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -36,7 +49,10 @@ impl ApiError {
         match self {
             ApiError::Unauthenticated => "unauthenticated",
             ApiError::TooLarge { .. } => "too_large",
-            ApiError::Malformed(_) | ApiError::BadBody(_) => "malformed",
+            ApiError::Malformed(_) | ApiError::BadBody(_) | ApiError::BadRequest(_) => "malformed",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Conflict(_) => "conflict",
             ApiError::Internal(_) => "internal",
         }
     }

@@ -1,10 +1,14 @@
-//! Route handlers: authenticate, read a bounded body, then do the work on a blocking thread
-//! (decoding and SQLite writes must not stall the async workers).
+//! Route handlers of batches and the read API: authenticate, read a bounded body, then do the
+//! work on a blocking thread (decoding and SQLite writes must not stall the async workers).
+//!
+//! A batch with no records and no drops is a poll: a filter with nothing to ship asking for
+//! the decision set. It is answered like a batch but stores and counts nothing.
 
 use super::error::ApiError;
 use super::views::{ConsumersView, FiltersView, InventoryView};
 use super::{now_ms, AppState};
 use crate::config::secret::Secret;
+use crate::decide::reply;
 use crate::pipeline::{Outcome, Pipeline};
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -13,7 +17,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use plumbline_wire::{Batch, BatchReply, CONTENT_TYPE as BATCH_TYPE};
+use plumbline_wire::{Batch, CONTENT_TYPE as BATCH_TYPE};
 use std::sync::Arc;
 
 type Shared = State<Arc<AppState>>;
@@ -21,7 +25,7 @@ type Shared = State<Arc<AppState>>;
 /// `POST /v1/batches`.
 pub async fn post_batch(State(state): Shared, headers: HeaderMap, body: Body) -> Response {
     match receive(&state, &headers, body).await {
-        Ok(outcome) => reply(&outcome),
+        Ok(answer) => reply(&answer),
         Err(err) => {
             state.metrics.rejected(err.reason());
             tracing::debug!(reason = err.reason(), error = %err, "batch refused");
@@ -30,50 +34,93 @@ pub async fn post_batch(State(state): Shared, headers: HeaderMap, body: Body) ->
     }
 }
 
+/// What a batch reply says.
+struct Answer {
+    outcome: Outcome,
+    /// The batch held no records and reported no drops: a filter asking for decisions only.
+    poll: bool,
+    version: u64,
+    /// The encoded decision set, when the filter holds another version.
+    set: Option<Arc<[u8]>>,
+}
+
 async fn receive(
     state: &Arc<AppState>,
     headers: &HeaderMap,
     body: Body,
-) -> Result<Outcome, ApiError> {
+) -> Result<Answer, ApiError> {
     authorize(headers, Some(&state.ingest_token))?;
     let bytes = read_body(headers, body, state.max_body_bytes).await?;
     let shared = state.clone();
-    let outcome = blocking(move || accept(&shared, &bytes)).await??;
-    if outcome.duplicate {
+    let answer = blocking(move || accept(&shared, &bytes)).await??;
+    if answer.poll {
+        state.metrics.poll();
+    } else if answer.outcome.duplicate {
         state.metrics.duplicate();
     } else {
-        state.metrics.accepted(u64::from(outcome.accepted));
+        state.metrics.accepted(u64::from(answer.outcome.accepted));
     }
-    Ok(outcome)
+    if answer.set.is_some() {
+        state.metrics.set_sent();
+    }
+    Ok(answer)
 }
 
-fn accept(state: &AppState, bytes: &[u8]) -> Result<Outcome, ApiError> {
+fn accept(state: &AppState, bytes: &[u8]) -> Result<Answer, ApiError> {
     let batch = Batch::decode(bytes, &state.limits)?;
+    let now = now_ms();
+    let poll = batch.records.is_empty() && batch.dropped == 0;
     let mut guard = state.lock();
     let persisted = guard
         .as_mut()
         .ok_or_else(|| ApiError::Internal("collector is shutting down".into()))?;
-    let outcome = persisted
-        .apply_batch(&batch, now_ms())
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let outcome = if poll {
+        Outcome::default()
+    } else {
+        persisted
+            .apply_batch(&batch, now)
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+    };
+    AppState::sweep(persisted, now);
+    let version = persisted.decisions.version();
+    let set = (batch.decisions_version != version).then(|| persisted.decisions.encoded());
+    drop(guard);
     tracing::debug!(
         node = %batch.node,
         instance = %format_args!("{:016x}", batch.instance),
         seq = batch.seq,
+        poll,
         accepted = outcome.accepted,
         duplicate = outcome.duplicate,
+        held_version = batch.decisions_version,
+        version,
         "batch received"
     );
-    Ok(outcome)
+    Ok(Answer {
+        outcome,
+        poll,
+        version,
+        set,
+    })
 }
 
-fn reply(outcome: &Outcome) -> Response {
-    let reply = BatchReply::new(outcome.accepted, outcome.duplicate, 0);
-    ([(CONTENT_TYPE, BATCH_TYPE)], reply.encode()).into_response()
+fn reply(answer: &Answer) -> Response {
+    let o = &answer.outcome;
+    let bytes = reply::encode(
+        o.accepted,
+        o.duplicate,
+        answer.version,
+        answer.set.as_deref(),
+    );
+    ([(CONTENT_TYPE, BATCH_TYPE)], bytes).into_response()
 }
 
 /// Reads at most `limit` bytes; a larger body (declared or actual) is refused.
-async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+pub(super) async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
     let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -91,7 +138,7 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Byte
 }
 
 /// Checks `authorization: Bearer <token>` when a token is required.
-fn authorize(headers: &HeaderMap, token: Option<&Secret>) -> Result<(), ApiError> {
+pub(super) fn authorize(headers: &HeaderMap, token: Option<&Secret>) -> Result<(), ApiError> {
     let Some(token) = token else {
         return Ok(());
     };
@@ -111,7 +158,7 @@ fn authorize(headers: &HeaderMap, token: Option<&Secret>) -> Result<(), ApiError
     }
 }
 
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(work)
@@ -170,7 +217,9 @@ pub async fn metrics(State(state): Shared) -> Result<Response, ApiError> {
     let shared = state.clone();
     let text = blocking(move || {
         let guard = shared.lock();
-        guard.as_ref().map(|p| shared.metrics.render(&p.pipeline))
+        guard
+            .as_ref()
+            .map(|p| shared.metrics.render(&p.pipeline, &p.decisions))
     })
     .await?
     .unwrap_or_default();

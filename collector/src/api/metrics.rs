@@ -1,6 +1,7 @@
 //! Counters of the HTTP API and their Prometheus text rendering, with gauges read from the
 //! pipeline at scrape time.
 
+use crate::decide::Decisions;
 use crate::pipeline::Pipeline;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,6 +16,8 @@ pub struct Metrics {
     duplicates: AtomicU64,
     records: AtomicU64,
     rejected: [AtomicU64; 4],
+    polls: AtomicU64,
+    sets_sent: AtomicU64,
 }
 
 impl Metrics {
@@ -27,14 +30,23 @@ impl Metrics {
         self.duplicates.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub fn poll(&self) {
+        self.polls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn set_sent(&self) {
+        self.sets_sent.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn rejected(&self, reason: &str) {
         if let Some(i) = REASONS.iter().position(|r| *r == reason) {
             self.rejected[i].fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    /// The Prometheus text exposition of the counters and the pipeline's gauges.
-    pub fn render(&self, pipeline: &Pipeline) -> String {
+    /// The Prometheus text exposition of the counters and the gauges of the pipeline and the
+    /// decision set.
+    pub fn render(&self, pipeline: &Pipeline, decisions: &Decisions) -> String {
         let mut out = String::new();
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         counter(
@@ -92,7 +104,53 @@ impl Metrics {
             "Filter instances known.",
             pipeline.filters.len(),
         );
+        self.render_decisions(&mut out, decisions);
         out
+    }
+
+    fn render_decisions(&self, out: &mut String, decisions: &Decisions) {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        counter(
+            out,
+            "plumbline_decision_polls_total",
+            "Batches without records or drops: filters asking for the decision set only.",
+            load(&self.polls),
+        );
+        counter(
+            out,
+            "plumbline_decision_sets_sent_total",
+            "Batch replies that carried the decision set (the filter held another version).",
+            load(&self.sets_sent),
+        );
+        header(
+            out,
+            "plumbline_decisions_active",
+            "Decisions held, by action.",
+            "gauge",
+        );
+        let (blocks, throttles) = decisions.counts();
+        let _ = writeln!(
+            out,
+            "plumbline_decisions_active{{action=\"block\"}} {blocks}"
+        );
+        let _ = writeln!(
+            out,
+            "plumbline_decisions_active{{action=\"throttle\"}} {throttles}"
+        );
+        header(
+            out,
+            "plumbline_decisions_version",
+            "Version of the decision set.",
+            "gauge",
+        );
+        let _ = writeln!(out, "plumbline_decisions_version {}", decisions.version());
+        let enforce = usize::from(decisions.mode() == plumbline_wire::Mode::Enforce);
+        gauge(
+            out,
+            "plumbline_decisions_enforce",
+            "1 when filters are told to enforce decisions, 0 in monitor mode.",
+            enforce,
+        );
     }
 }
 

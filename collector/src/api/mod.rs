@@ -1,20 +1,28 @@
-//! The HTTP API: `POST /v1/batches` for filters, `GET /v1/inventory`, `/v1/consumers`,
-//! `/v1/filters` for operators, `/healthz` and `/metrics`.
+//! The HTTP API: `POST /v1/batches` for filters (its reply carries the decision set when the
+//! filter's is another version); `GET /v1/inventory`, `/v1/consumers`, `/v1/filters`,
+//! `/v1/decisions` and `/v1/audit` for operators; `POST /v1/decisions`,
+//! `POST /v1/decisions/remove` and `DELETE /v1/decisions/{id}` for operators holding the
+//! operator token; `/healthz` and `/metrics`.
 //!
 //! The server holds the data directory for its whole life, loads the state at start, writes
-//! it after every stored batch, and writes and closes it once more on shutdown. This is one of
-//! the edges that reads the clock.
+//! it after every stored batch and decision change, removes expired decisions every
+//! [`SWEEP_INTERVAL`] (and before every read of the set), and writes and closes the state once
+//! more on shutdown. This is one of the edges that reads the clock.
 
+mod decisions;
 pub mod error;
 mod handlers;
 pub mod metrics;
 pub mod views;
 
 use crate::config::secret::Secret;
+use crate::decide::policy::{Policy, PolicyAlert};
+use crate::decide::view::subject_text;
+use crate::decide::BY_CONFIG;
 use crate::pipeline::Settings;
-use crate::store::persisted::Persisted;
+use crate::store::persisted::{AlertOutcome, ChangeError, Persisted};
 use crate::store::StoreError;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use metrics::Metrics;
 use plumbline_wire::Limits;
@@ -22,8 +30,11 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::net::TcpListener;
+
+/// How often expired decisions are removed (they are also removed before every read).
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Everything `plumbline serve` needs, resolved from flags, environment and config file.
 #[derive(Debug, Clone)]
@@ -34,6 +45,26 @@ pub struct ServeConfig {
     pub settings: Settings,
     pub ingest_token: Secret,
     pub operator_token: Option<Secret>,
+    /// The filters' salt, to hash raw keys named in decision requests.
+    pub salt: Option<Secret>,
+    pub policy: Policy,
+}
+
+impl ServeConfig {
+    /// A configuration with the defaults of everything but where to listen, the data
+    /// directory and the ingest token.
+    pub fn new(listen: &str, data: PathBuf, ingest_token: Secret) -> Self {
+        ServeConfig {
+            listen: listen.to_string(),
+            data,
+            max_body_bytes: crate::config::DEFAULT_MAX_BODY_BYTES,
+            settings: Settings::default(),
+            ingest_token,
+            operator_token: None,
+            salt: None,
+            policy: Policy::default(),
+        }
+    }
 }
 
 /// Why the server could not start or stop cleanly.
@@ -61,6 +92,8 @@ pub struct AppState {
     persisted: Mutex<Option<Persisted>>,
     ingest_token: Secret,
     operator_token: Option<Secret>,
+    salt: Option<Secret>,
+    policy: Policy,
     max_body_bytes: usize,
     limits: Limits,
     metrics: Metrics,
@@ -71,6 +104,51 @@ impl AppState {
     fn lock(&self) -> MutexGuard<'_, Option<Persisted>> {
         self.persisted.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Runs an alert through the policy and makes the decision it calls for, at `now_ms`.
+    /// Blocks on the state's lock and a database write: call it from a blocking thread.
+    pub fn apply_alert(
+        &self,
+        alert: &PolicyAlert<'_>,
+        now_ms: u64,
+    ) -> Result<AlertOutcome, ChangeError> {
+        let mut guard = self.lock();
+        let persisted = guard.as_mut().ok_or_else(|| {
+            ChangeError::Store(StoreError::Corrupt {
+                what: "collector state",
+                value: "the collector is shutting down".into(),
+            })
+        })?;
+        let outcome = persisted.apply_alert(&self.policy, alert, now_ms)?;
+        if let AlertOutcome::Made(made) = &outcome {
+            tracing::info!(
+                decision = made.decision.id,
+                alert = alert.id,
+                detector = alert.detector,
+                subject = %subject_text(&made.decision.subject),
+                version = persisted.decisions.version(),
+                "decision made by policy"
+            );
+        }
+        Ok(outcome)
+    }
+
+    /// Removes expired decisions; a failure is logged and retried on the next sweep.
+    fn sweep(persisted: &mut Persisted, now_ms: u64) {
+        match persisted.sweep_decisions(now_ms) {
+            Ok(0) => {}
+            Ok(expired) => tracing::info!(
+                expired,
+                version = persisted.decisions.version(),
+                "expired decisions removed"
+            ),
+            Err(err) => tracing::warn!(error = %err, "cannot remove expired decisions; will retry"),
+        }
+    }
 }
 
 /// The routes over a state.
@@ -80,6 +158,13 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/inventory", get(handlers::inventory))
         .route("/v1/consumers", get(handlers::consumers))
         .route("/v1/filters", get(handlers::filters))
+        .route(
+            "/v1/decisions",
+            get(decisions::list).post(decisions::create),
+        )
+        .route("/v1/decisions/remove", post(decisions::remove))
+        .route("/v1/decisions/{id}", delete(decisions::delete))
+        .route("/v1/audit", get(decisions::audit))
         .route("/healthz", get(handlers::healthz))
         .route("/metrics", get(handlers::metrics))
         .with_state(state)
@@ -95,11 +180,14 @@ pub struct Server {
 impl Server {
     /// Holds the data directory, loads its state, and binds the listen address.
     pub async fn bind(config: ServeConfig) -> Result<Server, ServeError> {
-        let persisted =
+        let mut persisted =
             Persisted::open(&config.data, true, config.settings).map_err(|e| match e {
                 StoreError::Locked { dir } => ServeError::DataInUse { dir },
                 other => ServeError::Store(other),
             })?;
+        let now = now_ms();
+        persisted.set_mode(config.policy.mode, BY_CONFIG, now)?;
+        AppState::sweep(&mut persisted, now);
         let listener =
             TcpListener::bind(&config.listen)
                 .await
@@ -111,12 +199,18 @@ impl Server {
             data = %config.data.display(),
             endpoints = persisted.pipeline.inventory.endpoints().len(),
             consumers = persisted.pipeline.consumers.len(),
+            decisions = persisted.decisions.len(),
+            decisions_version = persisted.decisions.version(),
+            mode = crate::decide::view::mode_name(persisted.decisions.mode()),
+            policy_rules = config.policy.rules.len(),
             "state loaded"
         );
         let state = AppState {
             persisted: Mutex::new(Some(persisted)),
             ingest_token: config.ingest_token,
             operator_token: config.operator_token,
+            salt: config.salt,
+            policy: config.policy,
             max_body_bytes: config.max_body_bytes,
             limits: Limits::default(),
             metrics: Metrics::default(),
@@ -140,14 +234,33 @@ impl Server {
         let addr = self.local_addr()?;
         tracing::info!(%addr, "collector listening");
         let app = router(self.state.clone());
-        axum::serve(self.listener, app)
+        let sweeper = tokio::spawn(sweep_every(self.state.clone(), SWEEP_INTERVAL));
+        let served = axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
-            .await?;
+            .await;
+        sweeper.abort();
+        served?;
         let state = self.state.clone();
         let closed = tokio::task::spawn_blocking(move || close(&state)).await;
         closed.map_err(|e| ServeError::Io(std::io::Error::other(e)))??;
         tracing::info!(data = %self.data.display(), "collector stopped; state saved");
         Ok(())
+    }
+}
+
+/// Removes expired decisions every `interval`, until aborted.
+async fn sweep_every(state: Arc<AppState>, interval: Duration) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let state = state.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Some(persisted) = state.lock().as_mut() {
+                AppState::sweep(persisted, now_ms());
+            }
+        })
+        .await;
     }
 }
 

@@ -1,9 +1,11 @@
-//! The CLI's HTTP client of a running collector: reads the API's JSON and posts batches.
+//! The CLI's HTTP client of a running collector: reads the API's JSON, posts batches and
+//! decision changes.
 //! Tokens go in the `authorization` header only and never into messages.
 
 use crate::config::secret::Secret;
 use plumbline_wire::{Batch, BatchReply, CONTENT_TYPE};
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 use std::time::Duration;
 use ureq::http::Response;
 use ureq::{Agent, Body};
@@ -14,11 +16,12 @@ const MAX_REPLY: u64 = 512 * 1024 * 1024;
 /// Why a request to the collector failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error(
-        "cannot reach a collector at {url}: {message} (is `plumbline serve` running? \
-         --data DIR reads a data directory directly)"
-    )]
-    Unreachable { url: String, message: String },
+    #[error("cannot reach a collector at {url}: {message} (is `plumbline serve` running?{hint})")]
+    Unreachable {
+        url: String,
+        message: String,
+        hint: &'static str,
+    },
     #[error("collector at {url} answered {status}: {message}")]
     Status {
         url: String,
@@ -34,7 +37,11 @@ pub struct Client {
     agent: Agent,
     base: String,
     token: Option<Secret>,
+    hint: &'static str,
 }
+
+/// Said when a command that could read a data directory cannot reach the collector.
+const DATA_HINT: &str = " --data DIR reads a data directory directly";
 
 impl Client {
     pub fn new(base: &str, token: Option<Secret>) -> Self {
@@ -46,6 +53,15 @@ impl Client {
             agent: config.into(),
             base: base.to_string(),
             token,
+            hint: DATA_HINT,
+        }
+    }
+
+    /// A client for commands that only a running collector can serve (decision changes).
+    pub fn online_only(base: &str, token: Secret) -> Self {
+        Client {
+            hint: "",
+            ..Client::new(base, Some(token))
         }
     }
 
@@ -56,7 +72,41 @@ impl Client {
         if let Some(token) = &self.token {
             request = request.header("authorization", bearer(token));
         }
-        let response = request.call().map_err(|e| unreachable(&url, e))?;
+        let response = request.call().map_err(|e| self.unreachable(&url, e))?;
+        let body = self.body(&url, response)?;
+        serde_json::from_slice(&body).map_err(|e| bad_reply(&url, e))
+    }
+
+    /// `POST path` with a JSON body, the JSON reply parsed.
+    pub fn post_json<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let text = serde_json::to_vec(body).map_err(|e| bad_reply(&url, e))?;
+        let mut request = self
+            .agent
+            .post(&url)
+            .header("content-type", "application/json");
+        if let Some(token) = &self.token {
+            request = request.header("authorization", bearer(token));
+        }
+        let response = request
+            .send(&text[..])
+            .map_err(|e| self.unreachable(&url, e))?;
+        let body = self.body(&url, response)?;
+        serde_json::from_slice(&body).map_err(|e| bad_reply(&url, e))
+    }
+
+    /// `DELETE path`, the JSON reply parsed.
+    pub fn delete_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let mut request = self.agent.delete(&url);
+        if let Some(token) = &self.token {
+            request = request.header("authorization", bearer(token));
+        }
+        let response = request.call().map_err(|e| self.unreachable(&url, e))?;
         let body = self.body(&url, response)?;
         serde_json::from_slice(&body).map_err(|e| bad_reply(&url, e))
     }
@@ -70,7 +120,7 @@ impl Client {
         }
         let response = request
             .send(&batch.encode()[..])
-            .map_err(|e| unreachable(&url, e))?;
+            .map_err(|e| self.unreachable(&url, e))?;
         let body = self.body(&url, response)?;
         BatchReply::decode(&body).map_err(|e| bad_reply(&url, e))
     }
@@ -112,10 +162,13 @@ fn server_message(body: &[u8]) -> String {
     }
 }
 
-fn unreachable(url: &str, err: impl std::fmt::Display) -> ClientError {
-    ClientError::Unreachable {
-        url: url.to_string(),
-        message: err.to_string(),
+impl Client {
+    fn unreachable(&self, url: &str, err: impl std::fmt::Display) -> ClientError {
+        ClientError::Unreachable {
+            url: url.to_string(),
+            message: err.to_string(),
+            hint: self.hint,
+        }
     }
 }
 

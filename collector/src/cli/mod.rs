@@ -1,10 +1,15 @@
 //! The `plumbline` command line: `serve`, the read commands (`inventory`, `consumers`,
-//! `filters`) and `ingest`. Every command but `serve` works against a running collector
-//! (`--server URL`) or, when none runs, directly on a data directory (`--data DIR`).
+//! `filters`, `decisions`, `audit`), `ingest`, and the decision commands (`block`, `throttle`,
+//! `unblock`). The read commands and `ingest` work against a running collector (`--server
+//! URL`) or, when none runs, directly on a data directory (`--data DIR`); decision changes go
+//! to a running collector only, so filters learn of them.
 //!
-//! Secrets (tokens, salt) come from environment variables or files, never from flags.
+//! Secrets (tokens, salt) come from environment variables or files, never from flags. A raw
+//! key given to `--key` is never printed; `--key -` reads it from stdin, out of the process
+//! list.
 
 mod client;
+mod decide;
 mod ingest;
 mod query;
 mod serve;
@@ -49,6 +54,127 @@ pub enum Command {
     Filters(QueryArgs),
     /// Read access log files into the inventory and consumer profiles.
     Ingest(IngestArgs),
+    /// Block a consumer, key or client address for a while (needs the operator token).
+    Block(BlockArgs),
+    /// Throttle a consumer, key or client address to a rate for a while (operator token).
+    Throttle(ThrottleArgs),
+    /// Remove a decision, by id or by subject (operator token).
+    Unblock(UnblockArgs),
+    /// List the decisions filters enforce, with the set's version and mode.
+    Decisions(QueryArgs),
+    /// Show the audit log of decision changes, newest first.
+    Audit(AuditArgs),
+}
+
+/// Who a decision applies to: exactly one of these.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct SubjectArgs {
+    /// A consumer id (32 hex digits).
+    #[arg(long, value_name = "ID")]
+    pub consumer: Option<String>,
+    /// A consumer's raw key, hashed by the collector with the salt; `-` reads it from stdin.
+    #[arg(long, value_name = "RAW_KEY")]
+    pub key: Option<String>,
+    /// A client address or CIDR prefix, like 203.0.113.7 or 10.0.0.0/8.
+    #[arg(long, value_name = "IP|CIDR")]
+    pub address: Option<String>,
+}
+
+/// A running collector, for commands that change decisions.
+#[derive(Debug, Args, Clone)]
+pub struct ServerArg {
+    /// The collector [default: http://127.0.0.1:7070].
+    #[arg(long, env = "PLUMBLINE_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+}
+
+impl ServerArg {
+    fn url(&self) -> String {
+        let url = self.server.as_deref().unwrap_or(DEFAULT_SERVER);
+        url.trim_end_matches('/').to_string()
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct BlockArgs {
+    #[command(flatten)]
+    pub subject: SubjectArgs,
+    /// How long the block lasts, like 90s, 30m, 1h or 7d.
+    #[arg(long)]
+    pub ttl: String,
+    /// Why: shown with the decision and kept in the audit log.
+    #[arg(long)]
+    pub reason: String,
+    /// The status blocked requests get.
+    #[arg(long, default_value_t = 403)]
+    pub status: u16,
+    /// Print the decision as the API's JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub server: ServerArg,
+}
+
+#[derive(Debug, Args)]
+pub struct ThrottleArgs {
+    #[command(flatten)]
+    pub subject: SubjectArgs,
+    /// Requests allowed per Envoy instance, like 10/s, 600/m or 36000/h; 429 above it.
+    #[arg(long)]
+    pub rate: String,
+    /// Requests allowed in a burst [default: one second's worth of the rate].
+    #[arg(long)]
+    pub burst: Option<u32>,
+    /// How long the throttle lasts, like 90s, 30m, 1h or 7d.
+    #[arg(long)]
+    pub ttl: String,
+    /// Why: shown with the decision and kept in the audit log.
+    #[arg(long)]
+    pub reason: String,
+    /// Print the decision as the API's JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub server: ServerArg,
+}
+
+/// Which decision to remove: exactly one of these.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct UnblockTarget {
+    /// The decision's id.
+    #[arg(long)]
+    pub id: Option<u64>,
+    /// The consumer id the decision is on.
+    #[arg(long, value_name = "ID")]
+    pub consumer: Option<String>,
+    /// The raw key of the consumer the decision is on; `-` reads it from stdin.
+    #[arg(long, value_name = "RAW_KEY")]
+    pub key: Option<String>,
+    /// The address or prefix the decision is on, written as when it was made.
+    #[arg(long, value_name = "IP|CIDR")]
+    pub address: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UnblockArgs {
+    #[command(flatten)]
+    pub target: UnblockTarget,
+    /// Print what was removed as the API's JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub server: ServerArg,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    pub query: QueryArgs,
+    /// Entries to show, newest first.
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
 }
 
 #[derive(Debug, Args)]
@@ -139,6 +265,14 @@ pub enum CliError {
     Runtime(std::io::Error),
     #[error("cannot read the key from stdin: {0}")]
     Stdin(std::io::Error),
+    #[error("the key is empty")]
+    EmptyKey,
+    #[error(transparent)]
+    Value(#[from] crate::decide::parse::ParseError),
+    #[error(transparent)]
+    ConsumerId(#[from] plumbline_wire::ParseConsumerIdError),
+    #[error("burst must be at least 1")]
+    Burst,
 }
 
 /// Runs a parsed command line.
@@ -150,6 +284,11 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Consumers(args) => query::consumers(&args, &file),
         Command::Filters(args) => query::filters(&args, &file),
         Command::Ingest(args) => ingest::run(&args, &file),
+        Command::Block(args) => decide::block(&args, &file),
+        Command::Throttle(args) => decide::throttle(&args, &file),
+        Command::Unblock(args) => decide::unblock(&args, &file),
+        Command::Decisions(args) => decide::list(&args, &file),
+        Command::Audit(args) => decide::audit(&args, &file),
     }
 }
 
@@ -168,6 +307,24 @@ impl Source {
             (None, None) => Target::Server(DEFAULT_SERVER.to_string()),
         }
     }
+}
+
+/// A raw key from its argument; `-` reads it from stdin (one trailing newline dropped).
+fn read_key(arg: &str) -> Result<String, CliError> {
+    use std::io::Read;
+    let raw = if arg == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(CliError::Stdin)?;
+        text.trim_end_matches(['\n', '\r']).to_string()
+    } else {
+        arg.to_string()
+    };
+    if raw.is_empty() {
+        return Err(CliError::EmptyKey);
+    }
+    Ok(raw)
 }
 
 /// Logs to stderr; `RUST_LOG` overrides `default`.

@@ -12,7 +12,6 @@ use crate::store::persisted::Persisted;
 use plumbline_wire::consumer_id;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::io::Read;
 use std::process::ExitCode;
 
 /// `plumbline inventory`.
@@ -65,16 +64,28 @@ fn fetch<T: DeserializeOwned>(
     path: &str,
     build: fn(&Pipeline) -> T,
 ) -> Result<T, CliError> {
+    fetch_state(source, file, path, |persisted| {
+        Ok(build(&persisted.pipeline))
+    })
+}
+
+/// A view from the collector (`path`) or built from the whole state of the data directory.
+pub(super) fn fetch_state<T: DeserializeOwned>(
+    source: &Source,
+    file: &FileConfig,
+    path: &str,
+    build: impl FnOnce(&mut Persisted) -> Result<T, CliError>,
+) -> Result<T, CliError> {
     match source.target() {
         Target::Server(url) => {
             let token = file.secret(SecretSource::OperatorToken, &process_env)?;
             Ok(Client::new(&url, token).get_json(path)?)
         }
         Target::Data(dir) => {
-            let persisted = Persisted::open(&dir, false, file.settings()?)?;
-            let view = build(&persisted.pipeline);
+            let mut persisted = Persisted::open(&dir, false, file.settings()?)?;
+            let view = build(&mut persisted);
             persisted.close()?;
-            Ok(view)
+            view
         }
     }
 }
@@ -84,26 +95,18 @@ fn key_to_id(key: &str, file: &FileConfig) -> Result<String, CliError> {
     let salt = file
         .secret(SecretSource::Salt, &process_env)?
         .ok_or_else(|| SecretError::missing(SecretSource::Salt))?;
-    let raw = if key == "-" {
-        let mut text = String::new();
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .map_err(CliError::Stdin)?;
-        text.trim_end_matches(['\n', '\r']).to_string()
-    } else {
-        key.to_string()
-    };
+    let raw = super::read_key(key)?;
     Ok(consumer_id(salt.expose(), raw.as_bytes()).to_string())
 }
 
-fn print_json<T: Serialize>(view: &T) {
+pub(super) fn print_json<T: Serialize>(view: &T) {
     let mut text = serde_json::to_string(view).unwrap_or_default();
     text.push('\n');
     print(&text);
 }
 
 /// Writes to stdout; a closed pipe (`| head`) is not an error worth a message.
-fn print(text: &str) {
+pub(super) fn print(text: &str) {
     use std::io::Write;
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }

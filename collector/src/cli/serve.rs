@@ -16,6 +16,7 @@ pub fn run(args: ServeArgs, file: &FileConfig) -> Result<ExitCode, CliError> {
         data = %config.data.display(),
         max_body_bytes = config.max_body_bytes,
         operator_token = config.operator_token.is_some(),
+        salt = config.salt.is_some(),
         "starting collector"
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -53,6 +54,8 @@ pub fn resolve(
         settings: file.settings()?,
         ingest_token,
         operator_token: file.secret(SecretSource::OperatorToken, env)?,
+        salt: file.secret(SecretSource::Salt, env)?,
+        policy: file.policy()?,
     })
 }
 

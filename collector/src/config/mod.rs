@@ -7,6 +7,8 @@
 
 pub mod secret;
 
+use crate::decide::policy::{Policy, PolicyConfig, PolicyError};
+use crate::decide::{parse, Limits};
 use crate::inventory::tree::Rules;
 use crate::pipeline::Settings;
 use secret::{Secret, SecretSource};
@@ -38,6 +40,8 @@ pub enum ConfigError {
     },
     #[error(transparent)]
     Secret(#[from] secret::SecretError),
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
 }
 
 /// The config file, every key optional.
@@ -54,6 +58,20 @@ pub struct FileConfig {
     pub max_filters: Option<usize>,
     #[serde(default)]
     pub inventory: InventoryConfig,
+    #[serde(default)]
+    pub decisions: DecisionsConfig,
+    #[serde(default)]
+    pub policy: PolicyConfig,
+}
+
+/// The `[decisions]` table: caps on decisions and their audit log.
+#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionsConfig {
+    pub max_decisions: Option<usize>,
+    /// Longest TTL a decision may have, like `30d`.
+    pub max_ttl: Option<String>,
+    pub max_audit: Option<usize>,
 }
 
 /// The `[inventory]` table.
@@ -103,7 +121,32 @@ impl FileConfig {
             max_consumers: at_least("max_consumers", self.max_consumers, 1)?
                 .unwrap_or(d.max_consumers),
             max_filters: at_least("max_filters", self.max_filters, 1)?.unwrap_or(d.max_filters),
+            decisions: self.decision_limits()?,
         })
+    }
+
+    fn decision_limits(&self) -> Result<Limits, ConfigError> {
+        let d = Limits::default();
+        let c = &self.decisions;
+        let max_ttl_ms = match &c.max_ttl {
+            Some(text) => parse::ttl_ms(text).map_err(|e| PolicyError {
+                key: "decisions.max_ttl".into(),
+                message: e.to_string(),
+            })?,
+            None => d.max_ttl_ms,
+        };
+        Ok(Limits {
+            max_decisions: at_least("decisions.max_decisions", c.max_decisions, 1)?
+                .unwrap_or(d.max_decisions),
+            max_ttl_ms,
+            max_audit: at_least("decisions.max_audit", c.max_audit, 1)?.unwrap_or(d.max_audit),
+        })
+    }
+
+    /// The `[policy]` table, checked.
+    pub fn policy(&self) -> Result<Policy, ConfigError> {
+        let limits = self.decision_limits()?;
+        Ok(Policy::from_config(&self.policy, limits.max_ttl_ms)?)
     }
 
     pub fn max_body_bytes(&self) -> Result<usize, ConfigError> {
@@ -178,6 +221,43 @@ mod tests {
         assert_eq!(settings.rules.param_threshold, 30);
         assert_eq!(settings.rules.max_endpoints, 10);
         assert_eq!(settings.max_consumers, 50);
+    }
+
+    #[test]
+    fn the_policy_and_decision_tables_are_read() {
+        let text = r#"
+            [decisions]
+            max_decisions = 10
+            max_ttl = "2d"
+            max_audit = 50
+            [policy]
+            mode = "enforce"
+            allowlist = ["00000000000000000000000000000001"]
+            [[policy.rule]]
+            detector = "enumeration"
+            min_severity = "high"
+            action = "block"
+            ttl = "1h"
+        "#;
+        let config: FileConfig = toml::from_str(text).unwrap();
+        let limits = config.settings().unwrap().decisions;
+        assert_eq!(
+            (limits.max_decisions, limits.max_ttl_ms, limits.max_audit),
+            (10, 2 * 86_400_000, 50)
+        );
+        let policy = config.policy().unwrap();
+        assert_eq!(policy.mode, plumbline_wire::Mode::Enforce);
+        assert_eq!(policy.rules.len(), 1);
+    }
+
+    #[test]
+    fn a_rule_ttl_past_max_ttl_is_refused_naming_both_keys() {
+        let text = "[decisions]\nmax_ttl = \"1h\"\n[[policy.rule]]\ndetector = \"any\"\n\
+                    min_severity = \"low\"\naction = \"block\"\nttl = \"2h\"";
+        let config: FileConfig = toml::from_str(text).unwrap();
+        let err = config.policy().unwrap_err().to_string();
+        assert!(err.contains("policy.rule[0].ttl"), "{err}");
+        assert!(err.contains("decisions.max_ttl"), "{err}");
     }
 
     #[test]

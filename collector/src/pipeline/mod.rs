@@ -19,6 +19,8 @@ pub struct Settings {
     pub max_hosts: usize,
     pub max_consumers: usize,
     pub max_filters: usize,
+    /// Caps on decisions and their audit log.
+    pub decisions: crate::decide::Limits,
 }
 
 impl Default for Settings {
@@ -28,6 +30,7 @@ impl Default for Settings {
             max_hosts: 1_000,
             max_consumers: 1_000_000,
             max_filters: 10_000,
+            decisions: crate::decide::Limits::default(),
         }
     }
 }

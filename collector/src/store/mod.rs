@@ -6,7 +6,11 @@
 //! `synchronous=NORMAL`: a committed batch survives a crash of the process; a power loss may
 //! lose the last few commits. `secure_delete` is on and the WAL is truncated after endpoints
 //! merge, so raw path segments replaced by a parameter do not linger in the files.
+//!
+//! Decisions and their audit log ([`decisions`]) are written on each change, in their own
+//! transaction, before the change is applied in memory.
 
+pub mod decisions;
 pub mod load;
 pub mod lock;
 pub mod persisted;
@@ -42,7 +46,8 @@ pub enum StoreError {
     Schema { found: i64, supported: i64 },
 }
 
-const SCHEMA_VERSION: i64 = 1;
+/// 1: inventory, consumers, filters. 2: decisions and the audit log.
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -62,6 +67,13 @@ CREATE TABLE IF NOT EXISTS filters (
     records INTEGER NOT NULL, dropped INTEGER NOT NULL, batches INTEGER NOT NULL,
     seq_next INTEGER NOT NULL, seq_seen INTEGER NOT NULL,
     PRIMARY KEY (node, instance));
+CREATE TABLE IF NOT EXISTS decisions (
+    id INTEGER PRIMARY KEY, subject TEXT NOT NULL UNIQUE, action TEXT NOT NULL,
+    status INTEGER NOT NULL, per_second INTEGER, burst INTEGER, reason TEXT NOT NULL,
+    created_by TEXT NOT NULL, created_at_ms INTEGER NOT NULL, expires_at_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL, who TEXT NOT NULL,
+    action TEXT NOT NULL, version INTEGER NOT NULL, decision TEXT, detail TEXT NOT NULL);
 ";
 
 /// The open database of a held data directory.
@@ -113,10 +125,11 @@ fn check_version(conn: &Connection) -> Result<(), StoreError> {
             found: v,
             supported: SCHEMA_VERSION,
         }),
-        Some(_) => Ok(()),
-        None => {
+        Some(v) if v == SCHEMA_VERSION => Ok(()),
+        _ => {
+            // A new database, or one of an older schema whose new tables were just created.
             conn.execute(
-                "INSERT INTO meta (key, value) VALUES ('schema', ?1)",
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema', ?1)",
                 [SCHEMA_VERSION],
             )?;
             Ok(())
