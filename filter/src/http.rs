@@ -1,17 +1,18 @@
-//! The per-request HTTP context. When the request headers arrive it enforces the decisions its
-//! VM holds; it notes when the request started and how many body bytes passed; at end of stream
-//! (`on_log`) it samples, captures the request and hands the record to its VM's pipeline.
+//! The per-request HTTP context. When the request headers arrive it samples the request, reads
+//! its headers and enforces the decisions its VM holds; it counts the body bytes that pass; at
+//! end of stream (`on_log`) it captures the request and hands the record to its VM's pipeline.
 //!
-//! While no decision is held, the request-headers step only reads the clock. With decisions
-//! held, it reads the request headers (one host call), hashes the consumer and, when a decision
-//! is about addresses, reads the client address; capture then reuses all three, so a recorded
-//! request of a consumer without a decision makes no more host calls than before. A refused
-//! request gets a local reply and is never forwarded upstream.
+//! The request headers are read once, when they arrive (so a record shows the request as the
+//! client sent it, before any route rewrite), for a sampled request or when decisions are held.
+//! With decisions held it also hashes the consumer and, when a decision is about addresses,
+//! reads the client address; capture reuses all of it, so a recorded request of a consumer
+//! without a decision makes no more host calls than without enforcement. A refused request gets
+//! a local reply and is never forwarded upstream.
 
 use crate::capture::{self, capture_with, Early, StreamFacts};
 use crate::config::Settings;
 use crate::enforce::{judge, local_reply, Held, LocalReply, Verdict};
-use crate::host::{self, now_ns, HostView};
+use crate::host::{self, now_ns, Headers, HostView};
 use crate::identity;
 use crate::pipeline::Pipeline;
 use crate::shared::HostStore;
@@ -35,6 +36,8 @@ pub struct RequestCapture {
     shared: Option<Shared>,
     stream: StreamFacts,
     early: Early,
+    /// `Some(weight)` when the request is to be recorded.
+    weight: Option<u32>,
 }
 
 impl RequestCapture {
@@ -43,6 +46,7 @@ impl RequestCapture {
             shared,
             stream: StreamFacts::default(),
             early: Early::default(),
+            weight: None,
         }
     }
 }
@@ -87,6 +91,33 @@ fn send(reply: &LocalReply) -> bool {
     }
 }
 
+/// `Some(weight)` when the request is to be recorded.
+fn sample(pipeline: &RefCell<Pipeline>) -> Option<u32> {
+    pipeline.try_borrow_mut().ok().and_then(|mut p| p.sample())
+}
+
+/// Carries out a verdict: answers a refused request in place of the upstream, flags the
+/// request's record and counts it. A reply Envoy refuses lets the request through unflagged.
+fn apply(
+    verdict: Verdict,
+    request: Option<&Headers>,
+    stream: &mut StreamFacts,
+    pipeline: &RefCell<Pipeline>,
+) -> Action {
+    let request_id = request.and_then(|headers| headers.get("x-request-id"));
+    let reply = local_reply(verdict, request_id);
+    if reply.as_ref().is_some_and(|reply| !send(reply)) {
+        return Action::Continue;
+    }
+    stream.flags |= verdict.flags();
+    count(pipeline, verdict);
+    if reply.is_some() {
+        Action::Pause
+    } else {
+        Action::Continue
+    }
+}
+
 /// Adds a verdict to the VM's counters.
 fn count(pipeline: &RefCell<Pipeline>, verdict: Verdict) {
     let Ok(mut pipeline) = pipeline.try_borrow_mut() else {
@@ -111,29 +142,25 @@ impl HttpContext for RequestCapture {
         let Some(shared) = &self.shared else {
             return Action::Continue;
         };
-        let (early, verdict) = match shared.held.try_borrow() {
+        self.weight = sample(&shared.pipeline);
+
+        let now_ms = self.stream.start_ns / 1_000_000;
+        let judged = match shared.held.try_borrow() {
             Ok(held) if !held.index.is_empty() => {
-                identify_and_judge(&held, &shared.settings, self.stream.start_ns / 1_000_000)
+                Some(identify_and_judge(&held, &shared.settings, now_ms))
             }
-            _ => return Action::Continue,
+            _ => None,
         };
-        let request_id = early
-            .request
-            .as_ref()
-            .and_then(|headers| headers.get("x-request-id"));
-        let reply = local_reply(verdict, request_id);
-        self.early = early;
-        let answered = reply.as_ref().is_some_and(send);
-        if reply.is_some() && !answered {
+        let Some((early, verdict)) = judged else {
+            if self.weight.is_some() {
+                self.early.request = Some(host::map(MapType::HttpRequestHeaders));
+            }
             return Action::Continue;
-        }
-        self.stream.flags |= verdict.flags();
-        count(&shared.pipeline, verdict);
-        if answered {
-            Action::Pause
-        } else {
-            Action::Continue
-        }
+        };
+
+        self.early = early;
+        let request = self.early.request.as_ref();
+        apply(verdict, request, &mut self.stream, &shared.pipeline)
     }
 
     fn on_http_request_body(&mut self, body_size: usize, _end_of_stream: bool) -> Action {
@@ -150,9 +177,16 @@ impl HttpContext for RequestCapture {
         let Some(shared) = &self.shared else {
             return;
         };
-        let weight = match shared.pipeline.try_borrow_mut() {
-            Ok(mut pipeline) => pipeline.sample(),
-            Err(_) => None,
+        // A filter before this one may have answered before our request-headers step ran (a
+        // 401 from jwt_authn, say): that request is sampled and read now, as a whole.
+        let weight = if self.stream.start_ns == 0 {
+            shared
+                .pipeline
+                .try_borrow_mut()
+                .ok()
+                .and_then(|mut p| p.sample())
+        } else {
+            self.weight
         };
         let Some(weight) = weight else {
             return;
