@@ -42,7 +42,7 @@ pub async fn list(
     headers: HeaderMap,
 ) -> Result<Json<DecisionsView>, ApiError> {
     authorize(&headers, state.operator_token.as_ref())?;
-    with_state(state, |_, persisted| {
+    with_state(state, |persisted| {
         AppState::sweep(persisted, now_ms());
         Ok(DecisionsView::of(&persisted.decisions))
     })
@@ -59,7 +59,7 @@ pub async fn create(
     authorize_write(&state, &headers)?;
     let request: DecisionRequest = read_json(&headers, body).await?;
     let new = to_new_decision(&state, request)?;
-    let made = with_state(state, move |_, persisted| {
+    let made = with_state(state, move |persisted| {
         let made = persisted
             .add_decision(new, BY_OPERATOR, now_ms())
             .map_err(refused)?;
@@ -80,7 +80,7 @@ pub async fn delete(
     let id: u64 = id
         .parse()
         .map_err(|_| ApiError::BadRequest(format!("decision id {id:?} is not a number")))?;
-    with_state(state, move |_, persisted| {
+    with_state(state, move |persisted| {
         let removed = persisted
             .remove_decision(id, BY_OPERATOR, now_ms())
             .map_err(refused)?;
@@ -99,7 +99,7 @@ pub async fn remove(
     authorize_write(&state, &headers)?;
     let request: RemoveRequest = read_json(&headers, body).await?;
     let subject = resolve(&state, request.subject)?;
-    with_state(state, move |_, persisted| {
+    with_state(state, move |persisted| {
         let removed = persisted
             .remove_decision_on(&subject, BY_OPERATOR, now_ms())
             .map_err(refused)?;
@@ -117,7 +117,7 @@ pub async fn audit(
 ) -> Result<Json<AuditView>, ApiError> {
     authorize(&headers, state.operator_token.as_ref())?;
     let limit = audit_limit(query.as_deref())?;
-    with_state(state, move |_, persisted| {
+    with_state(state, move |persisted| {
         let entries = persisted
             .audit(limit)
             .map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -223,6 +223,7 @@ fn refused(err: ChangeError) -> ApiError {
             ApiError::NotFound(e.to_string())
         }
         ChangeError::Store(e) => ApiError::Internal(e.to_string()),
+        e @ ChangeError::ShuttingDown => ApiError::Internal(e.to_string()),
     }
 }
 
@@ -247,14 +248,14 @@ fn log_change(what: &'static str, d: &StoredDecision, persisted: &Persisted) {
 /// Runs `work` on the persisted state on a blocking thread.
 async fn with_state<T: Send + 'static>(
     state: Arc<AppState>,
-    work: impl FnOnce(&AppState, &mut Persisted) -> Result<T, ApiError> + Send + 'static,
+    work: impl FnOnce(&mut Persisted) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     blocking(move || {
         let mut guard = state.lock();
         let persisted = guard
             .as_mut()
             .ok_or_else(|| ApiError::Internal("collector is shutting down".into()))?;
-        work(&state, persisted)
+        work(persisted)
     })
     .await?
 }

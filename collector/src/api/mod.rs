@@ -117,12 +117,7 @@ impl AppState {
         now_ms: u64,
     ) -> Result<AlertOutcome, ChangeError> {
         let mut guard = self.lock();
-        let persisted = guard.as_mut().ok_or_else(|| {
-            ChangeError::Store(StoreError::Corrupt {
-                what: "collector state",
-                value: "the collector is shutting down".into(),
-            })
-        })?;
+        let persisted = guard.as_mut().ok_or(ChangeError::ShuttingDown)?;
         let outcome = persisted.apply_alert(&self.policy, alert, now_ms)?;
         if let AlertOutcome::Made(made) = &outcome {
             tracing::info!(

@@ -26,6 +26,8 @@ pub enum ChangeError {
     Refused(#[from] DecideError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("the collector is shutting down")]
+    ShuttingDown,
 }
 
 /// What the policy made of an alert.

@@ -110,3 +110,147 @@ fn merged_raw_segments_do_not_linger_in_the_database_files() {
         "a replaced raw segment is still in the files"
     );
 }
+
+mod decisions {
+    use super::*;
+    use crate::decide::policy::{Policy, PolicyAlert, PolicyConfig, Severity};
+    use crate::decide::{Limits, NewDecision, BY_CONFIG, BY_OPERATOR};
+    use crate::store::persisted::{AlertOutcome, Persisted};
+    use plumbline_wire::{Action, ConsumerId, Mode, Subject};
+
+    const NOW: u64 = 1_700_000_000_000;
+    const HOUR: u64 = 3_600_000;
+
+    fn block(consumer: u8) -> NewDecision {
+        NewDecision {
+            subject: Subject::Consumer(ConsumerId([consumer; 16])),
+            action: Action::Block { status: 403 },
+            ttl_ms: HOUR,
+            reason: "test".into(),
+            created_by: BY_OPERATOR.into(),
+        }
+    }
+
+    fn enforce_on_enumeration() -> Policy {
+        let text = r#"
+            mode = "enforce"
+            allowlist = ["09090909090909090909090909090909"]
+            [[rule]]
+            detector = "enumeration"
+            min_severity = "medium"
+            action = "block"
+            ttl = "1h"
+        "#;
+        let config: PolicyConfig = toml::from_str(text).unwrap();
+        Policy::from_config(&config, Limits::default().max_ttl_ms).unwrap()
+    }
+
+    fn alert(consumer: u8) -> PolicyAlert<'static> {
+        PolicyAlert {
+            id: 41,
+            detector: "enumeration",
+            severity: Severity::High,
+            consumer: ConsumerId([consumer; 16]),
+        }
+    }
+
+    #[test]
+    fn a_new_database_starts_its_version_at_the_time_it_is_first_opened() {
+        let dir = TempDir::new("decisions-new");
+        let p = Persisted::open_at(dir.path(), true, Settings::default(), NOW).unwrap();
+        assert_eq!(
+            (p.decisions.version(), p.decisions.mode()),
+            (NOW, Mode::Monitor)
+        );
+        p.close().unwrap();
+        let again = Persisted::open_at(dir.path(), false, Settings::default(), NOW + 5).unwrap();
+        assert_eq!(
+            again.decisions.version(),
+            NOW,
+            "kept, not restarted from the clock"
+        );
+    }
+
+    #[test]
+    fn decisions_version_mode_and_next_id_survive_a_reopen() {
+        let dir = TempDir::new("decisions-reopen");
+        let mut p = Persisted::open_at(dir.path(), true, Settings::default(), NOW).unwrap();
+        let first = p.add_decision(block(1), BY_OPERATOR, NOW).unwrap();
+        let throttle = NewDecision {
+            subject: Subject::Prefix {
+                addr: plumbline_wire::Addr::V6([
+                    0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                ]),
+                bits: 32,
+            },
+            action: Action::Throttle {
+                per_second: 5,
+                burst: 9,
+            },
+            ..block(0)
+        };
+        p.add_decision(throttle, BY_OPERATOR, NOW).unwrap();
+        p.remove_decision(first.decision.id, BY_OPERATOR, NOW)
+            .unwrap();
+        p.set_mode(Mode::Enforce, BY_CONFIG, NOW).unwrap();
+        let before: Vec<_> = p.decisions.iter().cloned().collect();
+        let version = p.decisions.version();
+        p.close().unwrap();
+
+        let mut again = Persisted::open_at(dir.path(), false, Settings::default(), 0).unwrap();
+        assert_eq!(again.decisions.iter().cloned().collect::<Vec<_>>(), before);
+        assert_eq!(again.decisions.version(), version);
+        assert_eq!(again.decisions.mode(), Mode::Enforce);
+        let next = again.add_decision(block(2), BY_OPERATOR, NOW).unwrap();
+        assert_eq!(next.decision.id, 3, "ids are not reused after a restart");
+    }
+
+    #[test]
+    fn the_audit_log_keeps_only_its_newest_entries() {
+        let dir = TempDir::new("decisions-audit");
+        let mut settings = Settings::default();
+        settings.decisions.max_audit = 3;
+        let mut p = Persisted::open_at(dir.path(), true, settings, NOW).unwrap();
+        for consumer in 1..=5 {
+            p.add_decision(block(consumer), BY_OPERATOR, NOW).unwrap();
+        }
+        let entries = p.audit(100).unwrap();
+        let ids: Vec<u64> = entries
+            .iter()
+            .map(|e| e.decision.as_ref().unwrap().id)
+            .collect();
+        assert_eq!(ids, [5, 4, 3]);
+        assert_eq!(entries[0].seq, 5);
+    }
+
+    #[test]
+    fn an_alert_in_enforce_mode_becomes_a_stored_decision_by_policy() {
+        let dir = TempDir::new("decisions-alert");
+        let policy = enforce_on_enumeration();
+        let mut p = Persisted::open_at(dir.path(), true, Settings::default(), NOW).unwrap();
+        p.set_mode(policy.mode, BY_CONFIG, NOW).unwrap();
+
+        let AlertOutcome::Made(made) = p.apply_alert(&policy, &alert(1), NOW).unwrap() else {
+            panic!("the rule matches");
+        };
+        assert_eq!(made.created_by, "policy");
+        assert_eq!(made.reason, "alert 41 (enumeration, high)");
+        assert_eq!(made.decision.expires_at_ms, NOW + HOUR);
+        let again = p.apply_alert(&policy, &alert(1), NOW).unwrap();
+        assert_eq!(
+            again,
+            AlertOutcome::Kept(made.decision.id),
+            "same expiry: kept"
+        );
+        assert_eq!(
+            p.apply_alert(&policy, &alert(9), NOW).unwrap(),
+            AlertOutcome::Ignored
+        );
+
+        let set: plumbline_wire::DecisionSet =
+            postcard::from_bytes(&p.decisions.encoded()).unwrap();
+        assert_eq!((set.mode, set.decisions.len()), (Mode::Enforce, 1));
+        let audit = p.audit(1).unwrap();
+        assert_eq!(audit[0].who, "policy");
+    }
+}
