@@ -79,7 +79,7 @@ impl DecisionSync {
                 epoch: local.epoch,
                 version: set.version,
             }
-        } else if set.version < batch_version {
+        } else if set.version < batch_version && set.version != local.version {
             let head_epoch = read_head(store).map_or(0, |h| h.epoch);
             let epoch = local.epoch.max(head_epoch).saturating_add(1);
             info!(
@@ -300,6 +300,32 @@ mod tests {
             }
         );
         assert!(!blocks(&b, 1));
+    }
+
+    #[test]
+    fn a_vm_that_already_followed_a_reset_does_not_start_another_epoch() {
+        let (store, mut tally) = (store(), Tally::default());
+        let (mut a, mut b) = (vm(), vm());
+        a.on_reply(set_of(40, 2), 0, NOW, &store, &mut tally);
+        b.on_tick(NOW, &store, &mut tally);
+        a.on_reply(set_of(2, 0), 40, NOW + 1000, &store, &mut tally);
+        b.on_tick(NOW + 1100, &store, &mut tally);
+        // B's own batch, sent while it held 40, is answered after it followed A.
+        b.on_reply(set_of(2, 0), 40, NOW + 1200, &store, &mut tally);
+        assert_eq!(
+            b.stamp(),
+            Stamp {
+                epoch: 1,
+                version: 2
+            }
+        );
+        assert_eq!(
+            crate::shared::read_head(&store),
+            Some(Stamp {
+                epoch: 1,
+                version: 2
+            })
+        );
     }
 
     #[test]
