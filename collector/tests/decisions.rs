@@ -323,6 +323,27 @@ fn an_allowlisted_consumer_cannot_be_blocked_or_throttled() {
 }
 
 #[test]
+fn past_max_decisions_a_new_subject_gets_409_and_is_counted() {
+    let dir = TempDir::new("full");
+    let mut config = config(dir.path());
+    config.operator_token = Some(Secret::new(OPERATOR));
+    config.settings.decisions.max_decisions = 1;
+    let mut server = TestServer::start_with(config);
+    let first = block_body(json!({"consumer": consumer(1)}), "1h");
+    assert_eq!(
+        operator(&server, "POST", "/v1/decisions", Some(first)).0,
+        201
+    );
+    let second = block_body(json!({"consumer": consumer(2)}), "1h");
+    let (status, reply) = operator(&server, "POST", "/v1/decisions", Some(second));
+    assert_eq!(status, 409);
+    let message = reply["error"].as_str().unwrap();
+    assert!(message.contains("decisions.max_decisions"), "{message}");
+    assert_eq!(metric(&server, "plumbline_decisions_refused_full_total"), 1);
+    server.stop();
+}
+
+#[test]
 fn bad_decision_requests_get_400_naming_what_was_wrong() {
     let dir = TempDir::new("bad-requests");
     let mut server = start(&dir, "");

@@ -59,10 +59,13 @@ pub async fn create(
     authorize_write(&state, &headers)?;
     let request: DecisionRequest = read_json(&headers, body).await?;
     let new = to_new_decision(&state, request)?;
+    let shared = state.clone();
     let made = with_state(state, move |persisted| {
-        let made = persisted
-            .add_decision(new, BY_OPERATOR, now_ms())
-            .map_err(refused)?;
+        let made = persisted.add_decision(new, BY_OPERATOR, now_ms());
+        if let Err(ChangeError::Refused(DecideError::Full { .. })) = &made {
+            shared.metrics.decision_refused_full();
+        }
+        let made = made.map_err(refused)?;
         log_change("decision added", &made, persisted);
         Ok(made)
     })

@@ -18,6 +18,7 @@ pub struct Metrics {
     rejected: [AtomicU64; 4],
     polls: AtomicU64,
     sets_sent: AtomicU64,
+    refused_full: AtomicU64,
 }
 
 impl Metrics {
@@ -32,6 +33,11 @@ impl Metrics {
 
     pub fn poll(&self) {
         self.polls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A decision was not made because the set held `decisions.max_decisions`.
+    pub fn decision_refused_full(&self) {
+        self.refused_full.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn set_sent(&self) {
@@ -121,6 +127,12 @@ impl Metrics {
             "plumbline_decision_sets_sent_total",
             "Batch replies that carried the decision set (the filter held another version).",
             load(&self.sets_sent),
+        );
+        counter(
+            out,
+            "plumbline_decisions_refused_full_total",
+            "Decisions not made because the set was full (decisions.max_decisions).",
+            load(&self.refused_full),
         );
         header(
             out,

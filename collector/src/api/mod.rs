@@ -110,7 +110,9 @@ impl AppState {
     }
 
     /// Runs an alert through the policy and makes the decision it calls for, at `now_ms`.
-    /// Blocks on the state's lock and a database write: call it from a blocking thread.
+    /// Takes the state's lock and writes the database: call it from a blocking thread, and
+    /// from code that already holds the lock (the batch path) call
+    /// [`Persisted::apply_alert`] with [`AppState::policy`] instead.
     pub fn apply_alert(
         &self,
         alert: &PolicyAlert<'_>,
@@ -118,7 +120,11 @@ impl AppState {
     ) -> Result<AlertOutcome, ChangeError> {
         let mut guard = self.lock();
         let persisted = guard.as_mut().ok_or(ChangeError::ShuttingDown)?;
-        let outcome = persisted.apply_alert(&self.policy, alert, now_ms)?;
+        let outcome = persisted.apply_alert(&self.policy, alert, now_ms);
+        if let Err(ChangeError::Refused(crate::decide::DecideError::Full { .. })) = &outcome {
+            self.metrics.decision_refused_full();
+        }
+        let outcome = outcome?;
         if let AlertOutcome::Made(made) = &outcome {
             tracing::info!(
                 decision = made.decision.id,

@@ -152,7 +152,7 @@ pub struct UnblockTarget {
     /// The raw key of the consumer the decision is on; `-` reads it from stdin.
     #[arg(long, value_name = "RAW_KEY")]
     pub key: Option<String>,
-    /// The address or prefix the decision is on, written as when it was made.
+    /// The exact address or prefix the decision is on (a covering prefix is not removed).
     #[arg(long, value_name = "IP|CIDR")]
     pub address: Option<String>,
 }

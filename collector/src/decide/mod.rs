@@ -309,13 +309,18 @@ impl Decisions {
                 self.by_subject.remove(&old.decision.subject);
             }
         }
+        let removed_any = !change.removed.is_empty();
         for stored in change.added {
+            let expires = stored.decision.expires_at_ms;
+            self.next_expiry_ms = Some(self.next_expiry_ms.map_or(expires, |e| e.min(expires)));
             self.insert(stored);
         }
         self.version = change.version;
         self.mode = change.mode;
         self.next_id = change.next_id;
-        self.next_expiry_ms = self.earliest_expiry();
+        if removed_any {
+            self.next_expiry_ms = self.earliest_expiry();
+        }
     }
 
     fn insert(&mut self, stored: StoredDecision) {
