@@ -23,10 +23,6 @@ TRAFFIC   := target/debug/demo-traffic
 SPEC      := $(CACHE)/octokit-openapi-$(OCTOKIT_VERSION)/package/generated/api.github.com.json
 DATASETS  ?= ../shared/datasets
 
-# The demo stack's secrets: fine for a laptop demo, never for production.
-export PLUMBLINE_INGEST_TOKEN ?= plumbline-demo-token
-export PLUMBLINE_SALT         ?= plumbline-demo-salt-change-me
-
 # End-to-end tests each start an Envoy, a collector and an upstream; two at a time fit 2 cores.
 E2E_THREADS ?= 2
 

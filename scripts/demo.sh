@@ -11,8 +11,11 @@ consumers=${PLUMBLINE_DEMO_CONSUMERS:-25}
 bin=target/debug/plumbline
 operations=.run/operations.txt
 
-trap 'scripts/stack.sh down' EXIT
+# The demo learns from a clean slate each time; `make up` keeps its own data in .run/data.
+export PLUMBLINE_STACK_DATA=.run/demo-data
+rm -rf "$PLUMBLINE_STACK_DATA"
 scripts/stack.sh up
+trap 'scripts/stack.sh down' EXIT
 
 echo
 echo "== driving $requests requests from $consumers partner keys through Envoy"
@@ -33,7 +36,7 @@ echo
 echo "== inventory (top 25 of $("$bin" inventory --json | jq '.endpoints | length') endpoints)"
 "$bin" inventory | head -n 26
 echo
-echo "== consumers"
+echo "== consumers (top 15 of $("$bin" consumers --json | jq '.consumers | length'))"
 "$bin" consumers | head -n 16
 echo
 echo "== reporting filters"

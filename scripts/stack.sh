@@ -3,12 +3,17 @@
 # the demo upstream (127.0.0.1:8000), the collector (127.0.0.1:7070) and Envoy with the
 # filter (listener 127.0.0.1:10000, admin 127.0.0.1:9901). Logs, pids and the collector's
 # data directory live in .run/.
-set -euo pipefail
+set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 
 RUN=.run
+DATA=${PLUMBLINE_STACK_DATA:-$RUN/data}
 ENVOY=${ENVOY:-.venv/bin/envoy}
 CONCURRENCY=${PLUMBLINE_ENVOY_CONCURRENCY:-2}
+
+# The demo secrets of envoy/envoy.yaml: fine for a laptop, never for production.
+export PLUMBLINE_INGEST_TOKEN=${PLUMBLINE_INGEST_TOKEN:-plumbline-demo-token}
+export PLUMBLINE_SALT=${PLUMBLINE_SALT:-plumbline-demo-salt-change-me}
 
 port_busy() {
   (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
@@ -46,14 +51,17 @@ up() {
       exit 1
     fi
   done
+  # From here on, a failure stops whatever this call started.
+  trap 'down' ERR
   start upstream target/debug/demo-upstream --listen 127.0.0.1:8000
-  start collector target/debug/plumbline serve --listen 127.0.0.1:7070 --data "$RUN/data"
+  start collector target/debug/plumbline serve --listen 127.0.0.1:7070 --data "$DATA"
   wait_ready upstream http://127.0.0.1:8000/__demo/stats
   wait_ready collector http://127.0.0.1:7070/healthz
   start envoy "$ENVOY" -c envoy/envoy.yaml --concurrency "$CONCURRENCY" \
     --disable-hot-restart --log-level warn \
     --service-node "${PLUMBLINE_NODE:-demo-envoy}" --service-cluster demo
   wait_ready envoy http://127.0.0.1:9901/ready
+  trap - ERR
   echo "stack up: envoy 127.0.0.1:10000 -> upstream 127.0.0.1:8000; collector 127.0.0.1:7070;" \
     "logs in $RUN/"
 }
