@@ -88,7 +88,7 @@ impl Default for Config {
                 // volume_surge: requests per window
                 DetectorConfig::new(6.0, 3.0, 6.0, 3.0, 30.0),
                 // endpoint_mix_drift: total-variation distance of the mix
-                DetectorConfig::new(6.0, 3.0, 6.0, 2.0, 0.15),
+                DetectorConfig::new(6.0, 3.0, 6.0, 2.0, 0.1),
                 // credential_sharing: new origins per window
                 DetectorConfig::new(6.0, 3.0, 6.0, 3.0, 3.0),
                 // error_probing: 401/403/404 answers per window

@@ -25,6 +25,9 @@ pub const SNAPSHOT_FORMAT: u16 = 1;
 const MAX_PENDING: usize = 100_000;
 /// Active windows after which a consumer's baseline has full confidence.
 const CONFIDENT_WINDOWS: f64 = 72.0;
+/// How much the "largest lately" memories keep per hour (about 0.89 a day): a habit seen
+/// yesterday still covers today, one seen a month ago no longer does.
+const HABIT_DECAY_PER_HOUR: f64 = 0.995;
 /// Fewest consumers showing the same change that make it a platform event.
 const POPULATION_MIN: usize = 5;
 
@@ -206,7 +209,7 @@ impl Engine {
             slot: slot_of(start),
             day: (start / DAY_MS) as u16,
             slot_alpha: 0.25 / per_hour,
-            walk_decay: 0.99f64.powf(w as f64 / HOUR_MS as f64),
+            habit_decay: HABIT_DECAY_PER_HOUR.powf(w as f64 / HOUR_MS as f64),
         }
     }
 

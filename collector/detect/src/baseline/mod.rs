@@ -9,6 +9,7 @@
 //! [`observe`]: ConsumerState::observe
 //! [`learn`]: ConsumerState::learn
 
+pub mod mix;
 pub mod origins;
 pub mod quant;
 pub mod seasonal;
@@ -18,6 +19,7 @@ pub mod stats;
 use crate::alert::Detector;
 use crate::episode::Episode;
 use crate::observation::{mix64, origin_prefix, Observation};
+use mix::{MixBaseline, MixWindow};
 use origins::{OriginWindow, Origins};
 use plumbline_wire::ConsumerId;
 use quant::{FixQ, LogQ};
@@ -309,8 +311,15 @@ pub struct Window {
     pub day: u16,
     /// Weight of this window within its time-of-week slot.
     pub slot_alpha: f64,
-    /// Factor the longest-walk memory decays by per window.
-    pub walk_decay: f64,
+    /// Factor the "largest lately" memories (walks, objects, mix) decay by per window.
+    pub habit_decay: f64,
+}
+
+impl Window {
+    /// Hour of the day (UTC) the window starts in.
+    pub fn hour(&self) -> u8 {
+        (self.slot % 24) as u8
+    }
 }
 
 /// The window's consumer-level features, computed once for scoring and learning.
@@ -318,10 +327,8 @@ pub struct Window {
 pub struct Features {
     pub calls: f64,
     pub expected_calls: f64,
-    /// Total-variation distance of the window's endpoint mix from the usual mix...
-    pub mix_distance: f64,
-    /// ...and what sampling alone would give at this many calls.
-    pub mix_sampling: f64,
+    /// The window's endpoint mix against the usual one.
+    pub mix: MixWindow,
     /// 401/403/404 answers, outside endpoints with a platform incident.
     pub probe_errors: f64,
     pub probe_expected: f64,
@@ -354,8 +361,7 @@ pub struct ConsumerState {
     pub origins: Origins,
     recent_numbers: [u32; RECENT_NUMBERS],
     recent_next: u8,
-    /// Excess of the mix distance over sampling noise.
-    pub mix: MeanVar,
+    pub mix: MixBaseline,
     /// Mean endpoints called for the first time per window.
     pub novelty: f32,
     pub new_endpoints: u16,
@@ -388,7 +394,7 @@ impl ConsumerState {
             origins: Origins::default(),
             recent_numbers: [0; RECENT_NUMBERS],
             recent_next: 0,
-            mix: MeanVar::default(),
+            mix: MixBaseline::default(),
             novelty: 0.0,
             new_endpoints: 0,
             first_uses: FirstUses::default(),
@@ -511,7 +517,6 @@ impl ConsumerState {
     /// are part of a platform incident this window.
     pub fn features(&self, slot: usize, incident: &dyn Fn(u32) -> bool) -> Features {
         let calls = f64::from(self.calls);
-        let (mix_distance, mix_sampling) = self.mix_distance();
         let (bytes, bytes_expected, bytes_calls) = self.bytes_against_usual();
         let probe: u32 = self
             .endpoints
@@ -523,8 +528,7 @@ impl ConsumerState {
         Features {
             calls,
             expected_calls: self.rate.expected(slot),
-            mix_distance,
-            mix_sampling,
+            mix: self.mix_window(),
             probe_errors: f64::from(probe),
             probe_expected: calls * self.errors.probe_rate(),
             bytes,
@@ -535,32 +539,14 @@ impl ConsumerState {
         }
     }
 
-    /// Total-variation distance between the window's mix and the usual one, and the distance
-    /// multinomial sampling alone would give at this many calls.
-    fn mix_distance(&self) -> (f64, f64) {
-        let n = f64::from(self.calls);
-        if n <= 0.0 {
-            return (0.0, 0.0);
-        }
-        let shares = self
+    /// The window's mix against the usual shares (tracked endpoints and the tail).
+    fn mix_window(&self) -> MixWindow {
+        let endpoints = self
             .endpoints
             .iter()
-            .map(|e| (f64::from(e.calls), e.share()))
-            .chain(std::iter::once((
-                f64::from(self.tail.calls),
-                self.tail.share(),
-            )));
-        let total_share: f64 =
-            self.endpoints.iter().map(|e| e.share()).sum::<f64>() + self.tail.share();
-        let norm = if total_share > 0.0 { total_share } else { 1.0 };
-        let mut distance = 0.0;
-        let mut sampling = 0.0;
-        for (calls, share) in shares {
-            let q = share / norm;
-            distance += (calls / n - q).abs();
-            sampling += (2.0 * q * (1.0 - q) / (std::f64::consts::PI * n)).sqrt();
-        }
-        (distance / 2.0, sampling / 2.0)
+            .map(|e| (f64::from(e.calls), e.share()));
+        let tail = std::iter::once((f64::from(self.tail.calls), self.tail.share()));
+        MixWindow::new(endpoints.chain(tail), self.mix.sigma2())
     }
 
     /// Bytes of successful calls on endpoints whose usual size is known, what those calls
@@ -600,9 +586,7 @@ impl ConsumerState {
         self.rate.learn(w.slot, calls, w.slot_alpha);
 
         if active {
-            if !flag(Detector::EndpointMixDrift) {
-                self.learn_mix(f);
-            }
+            self.learn_mix(f, w, flag(Detector::EndpointMixDrift));
             if !flag(Detector::ErrorProbing) {
                 self.learn_errors(f);
             }
@@ -622,12 +606,14 @@ impl ConsumerState {
         self.reset_window();
     }
 
-    fn learn_mix(&mut self, f: &Features) {
+    /// Learns the mix; a flagged window only moves the shares slowly.
+    fn learn_mix(&mut self, f: &Features, w: &Window, flagged: bool) {
         let n = f64::from(self.calls);
         if n >= MIX_MIN_CALLS {
-            self.mix.update(f.mix_distance - f.mix_sampling, ALPHA);
+            self.mix.learn(&f.mix, flagged, w.hour(), w.day);
         }
-        let a = (1.0 / (f64::from(self.active_windows) + 1.0)).max(ALPHA);
+        let slow = if flagged { 0.25 } else { 1.0 };
+        let a = slow * (1.0 / (f64::from(self.active_windows) + 1.0)).max(ALPHA);
         for e in &mut self.endpoints {
             let share = f64::from(e.calls) / n;
             e.share.set(e.share.get() + a * (share - e.share.get()));
@@ -674,14 +660,10 @@ impl ConsumerState {
             if e.calls > 0 && !e.sketch.is_empty() && objects {
                 e.objects.learn(f64::from(e.calls), distinct, expected);
             }
-            let (seen, walked) = if objects {
-                (distinct, f64::from(e.sequential))
-            } else {
-                (0.0, 0.0)
-            };
+            let walked = f64::from(e.sequential);
             e.objects_max
-                .set(seen.max(e.objects_max.get() * w.walk_decay));
-            e.walk_max.set(walked.max(e.walk_max.get() * w.walk_decay));
+                .set(distinct.max(e.objects_max.get() * w.habit_decay));
+            e.walk_max.set(walked.max(e.walk_max.get() * w.habit_decay));
             if e.ok_calls > 0 && sizes {
                 let per_call = f64::from(e.bytes) / f64::from(e.ok_calls);
                 learn_size(&mut e.bytes_per_call, per_call);

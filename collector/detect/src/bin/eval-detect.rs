@@ -15,7 +15,8 @@
 //! - normal consumer-hours = every consumer's hours after the learning days, less the hours
 //!   inside attacks on it (and two windows after each).
 //!
-//! Usage: `eval-detect [--consumers N] [--days D] [--seed S] [--attacks-per-cell N]`
+//! Usage: `eval-detect [--consumers N] [--days D] [--seed S] [--attacks-per-cell N]
+//! [--explain DETECTOR]`; `--explain` lists that detector's false alerts and missed attacks.
 
 use plumbline_detect::config::HOUR_MS;
 use plumbline_detect::scenario::{GenRecord, ObjectId, Scenario, ScenarioConfig, CATALOGUE};
@@ -27,8 +28,8 @@ use std::time::Instant;
 const SALT: &[u8] = b"eval-detect";
 
 fn main() {
-    let scenario_config = match parse_args() {
-        Ok(config) => config,
+    let (scenario_config, explain) = match parse_args() {
+        Ok(parsed) => parsed,
         Err(message) => {
             eprintln!("eval-detect: {message}");
             std::process::exit(2);
@@ -41,6 +42,9 @@ fn main() {
     let report = Report::new(&scenario, &run);
     print_scenario(&scenario, &run);
     report.print();
+    if let Some(detector) = explain {
+        explain_detector(&scenario, &run, detector);
+    }
     println!(
         "\nengine: {} consumers, {:.0} bytes of state per consumer in memory, {:.0} in the snapshot",
         run.consumers, run.memory_per_consumer, run.snapshot_per_consumer
@@ -53,11 +57,18 @@ fn main() {
     );
 }
 
-fn parse_args() -> Result<ScenarioConfig, String> {
+fn parse_args() -> Result<(ScenarioConfig, Option<Detector>), String> {
     let mut config = ScenarioConfig::default();
+    let mut explain = None;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        if flag == "--explain" {
+            let detector = Detector::from_name(&value)
+                .ok_or_else(|| format!("--explain takes a detector name, got {value:?}"))?;
+            explain = Some(detector);
+            continue;
+        }
         let number: u64 = value
             .parse()
             .map_err(|_| format!("{flag} takes a number, got {value:?}"))?;
@@ -72,7 +83,7 @@ fn parse_args() -> Result<ScenarioConfig, String> {
     if config.days <= config.learning_days + 2 {
         return Err(format!("--days must exceed {}", config.learning_days + 2));
     }
-    Ok(config)
+    Ok((config, explain))
 }
 
 /// What came out of running the scenario through the engine.
@@ -400,4 +411,77 @@ fn median_hours(delays: &[u64]) -> String {
         sorted[mid]
     };
     format!("{:.1}h", median as f64 / HOUR_MS as f64)
+}
+
+/// Lists a detector's alerts outside attacks and the attacks of its kind it missed.
+fn explain_detector(s: &Scenario, run: &Run, detector: Detector) {
+    let hour = |t: u64| (t - s.start_ms()) as f64 / HOUR_MS as f64;
+    println!("\n{detector}: alerts opened outside attacks of its kind");
+    for update in &run.updates {
+        let a = &update.alert;
+        if update.change != Change::Opened || a.detector != detector {
+            continue;
+        }
+        let Some(c) = run.consumer_index.get(&a.consumer).copied() else {
+            continue;
+        };
+        let during: Vec<_> = s
+            .attacks
+            .iter()
+            .filter(|x| {
+                x.consumer == c
+                    && a.opened_ms > x.start_ms
+                    && a.opened_ms - run.window_ms < x.end_ms + 2 * run.window_ms
+            })
+            .collect();
+        if let Some(own) = during.iter().find(|x| x.kind == detector) {
+            println!(
+                "  h{:>6.1} c{c:<3} TRUE {}x score {:.1}: {}",
+                hour(a.opened_ms),
+                own.strength,
+                a.score,
+                a.evidence.summary
+            );
+            continue;
+        }
+        let cross = during
+            .first()
+            .map(|x| format!(" [during {}]", x.kind))
+            .unwrap_or_default();
+        let p = &s.consumers[c as usize];
+        println!(
+            "  h{:>6.1} c{c:<3}{cross} {:?} peak {:.0} score {:.1} {}: {}",
+            hour(a.opened_ms),
+            p.shape,
+            p.peak_rate,
+            a.score,
+            a.severity.name(),
+            a.evidence.summary
+        );
+    }
+    println!("\n{detector}: missed attacks");
+    for attack in s.attacks.iter().filter(|a| a.kind == detector) {
+        let caught = run.updates.iter().any(|u| {
+            u.alert.detector == detector
+                && run.consumer_index.get(&u.alert.consumer) == Some(&attack.consumer)
+                && u.alert.last_seen_ms > attack.start_ms
+                && u.alert.last_seen_ms - run.window_ms < attack.end_ms
+        });
+        if caught {
+            continue;
+        }
+        let p = &s.consumers[attack.consumer as usize];
+        println!(
+            "  {}x c{:<3} {} h{:.1}-{:.1} {:?} peak {:.0} rate {:.1} {:?}",
+            attack.strength,
+            attack.consumer,
+            &s.consumer_id(attack.consumer, SALT).to_string()[..8],
+            hour(attack.start_ms),
+            hour(attack.end_ms),
+            p.shape,
+            p.peak_rate,
+            p.rate_at(attack.start_ms, s.start_ms()),
+            attack.variant
+        );
+    }
 }

@@ -1,38 +1,36 @@
 //! Endpoint-mix drift: the consumer suddenly spreads its calls over a different set or share
-//! of endpoints. The distance is the total variation between the window's mix and its usual
-//! mix; what multinomial sampling alone would give at this many calls is taken off, and what
-//! is left is compared with the consumer's own hour-to-hour drift.
+//! of endpoints. The score tests each endpoint that gained calls against its usual share
+//! (with the consumer's own hour-to-hour share noise), so a dozen calls can already show a
+//! shift onto a rarely used endpoint and a large partner's usual jitter does not; the
+//! total-variation distance must also be large enough to matter; and an hour of the day
+//! that was an outlier yesterday or the day before is a habit (a nightly sync on one
+//! endpoint), not a drift.
 
 use super::{show, top_endpoints, Context, Signal};
 use crate::alert::Detector;
-use crate::baseline::{ConsumerState, Features};
+use crate::baseline::{ConsumerState, Features, MIX_MIN_CALLS};
 
-/// Windows with fewer calls say too little about a mix.
-const MIN_CALLS: f64 = 10.0;
 /// Windows of baseline needed before scoring.
 const MIN_SAMPLES: u16 = 24;
-/// Variance of the distance from sampling is about this times its mean squared.
-const SAMPLING_VAR: f64 = 0.3;
 
 pub fn score(ctx: &Context<'_>, c: &ConsumerState, f: &Features) -> Option<Signal> {
-    if f.calls < MIN_CALLS || c.mix.samples < MIN_SAMPLES {
+    let w = &f.mix;
+    if w.calls < MIX_MIN_CALLS || c.mix.samples < MIN_SAMPLES {
         return None;
     }
     let config = ctx.config.detector(Detector::EndpointMixDrift);
-    let usual_excess = f64::from(c.mix.mean).max(0.0);
-    let expected = f.mix_sampling + usual_excess;
-    let spread =
-        (f64::from(c.mix.var).max(0.0) + SAMPLING_VAR * f.mix_sampling * f.mix_sampling + 1e-4)
-            .sqrt();
-    let distance = f.mix_distance;
-    if distance < config.min_excess || distance < config.min_ratio * expected {
+    let expected = w.sampling + c.mix.excess();
+    if w.distance < config.min_excess || w.distance < config.min_ratio * expected {
         return None;
     }
-    let score = (distance - expected) / spread;
+    if c.mix.is_habit(ctx.window.hour(), ctx.window.day) {
+        return None;
+    }
+    let score = w.score;
     let gained = c
         .endpoints
         .iter()
-        .map(|e| (e.endpoint, f64::from(e.calls) / f.calls - e.share()))
+        .map(|e| (e.endpoint, f64::from(e.calls) / w.calls - e.share()))
         .collect();
     let endpoints = top_endpoints(gained);
     let named: Vec<String> = endpoints.iter().map(|e| ctx.table.path(*e)).collect();
@@ -41,12 +39,13 @@ pub fn score(ctx: &Context<'_>, c: &ConsumerState, f: &Features) -> Option<Signa
         score,
         feature: "endpoint_mix_distance",
         baseline: expected,
-        current: distance,
+        current: w.distance,
         peers: None,
         endpoints,
         summary: format!(
-            "{}% of its calls moved between endpoints (usually {}%), towards {}",
-            show(distance * 100.0),
+            "{}% of its {} calls moved between endpoints (usually {}%), towards {}",
+            show(w.distance * 100.0),
+            show(w.calls),
             show(expected * 100.0),
             named.join(", ")
         ),

@@ -95,7 +95,7 @@ impl Sim {
             slot: slot_of(self.t),
             day: (self.t / DAY_MS) as u16,
             slot_alpha: 0.25,
-            walk_decay: 0.99,
+            habit_decay: 0.995,
         }
     }
 
