@@ -25,6 +25,8 @@ pub const SNAPSHOT_FORMAT: u16 = 1;
 const MAX_PENDING: usize = 100_000;
 /// Active windows after which a consumer's baseline has full confidence.
 const CONFIDENT_WINDOWS: f64 = 72.0;
+/// Weight of this week's window in its hour-of-week slot (last week's counts for half).
+const SLOT_ALPHA: f64 = 0.5;
 /// How much the "largest lately" memories keep per hour (about 0.89 a day): a habit seen
 /// yesterday still covers today, one seen a month ago no longer does.
 const HABIT_DECAY_PER_HOUR: f64 = 0.995;
@@ -208,7 +210,7 @@ impl Engine {
             end_ms: start + w,
             slot: slot_of(start),
             day: (start / DAY_MS) as u16,
-            slot_alpha: 0.25 / per_hour,
+            slot_alpha: SLOT_ALPHA / per_hour,
             habit_decay: HABIT_DECAY_PER_HOUR.powf(w as f64 / HOUR_MS as f64),
         }
     }

@@ -770,3 +770,19 @@ mod tests {
         assert!(small < big && big < 60.0, "{small} {big}");
     }
 }
+#[cfg(test)]
+mod size_tests {
+    #[test]
+    fn print_sizes() {
+        eprintln!(
+            "consumer {} endpoint {} seasonal {} origins {} errors {} mix {} episodes {}",
+            std::mem::size_of::<super::ConsumerState>(),
+            std::mem::size_of::<super::EndpointState>(),
+            std::mem::size_of::<super::Seasonal>(),
+            std::mem::size_of::<super::Origins>(),
+            std::mem::size_of::<super::ErrorMix>(),
+            std::mem::size_of::<super::MixBaseline>(),
+            std::mem::size_of::<[super::Episode; 8]>(),
+        );
+    }
+}

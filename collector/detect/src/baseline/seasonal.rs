@@ -1,24 +1,36 @@
-//! A consumer's request rate by time of week: 24 hours of the day for weekdays and 24 for
-//! weekends (UTC), each an exponentially weighted mean of the requests per window seen in
-//! that hour, plus an overall level for hours not seen yet and the consumer's overdispersion
-//! (how much noisier than Poisson its counts are around the expectation).
+//! A consumer's request rate by hour of the week (UTC): 168 slots, each an exponentially
+//! weighted mean of the requests per window seen in that hour, stored on a log scale in one
+//! byte (6 % steps); an overall level for hours not seen yet; and the consumer's
+//! overdispersion (how much noisier than Poisson its counts are around the expectation).
+//!
+//! Hour of the week rather than weekday/weekend × hour: a partner in another time zone
+//! starts its Monday on a UTC Sunday, which a UTC weekend slot would average away.
 
 use super::stats::ewma;
 use crate::config::{DAY_MS, HOUR_MS};
 use serde::{Deserialize, Serialize};
 
-pub const SLOTS: usize = 48;
+pub const SLOTS: usize = 168;
+const DAYS: [&str; 7] = [
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+];
 
 /// Prior overdispersion until the consumer's own is learned.
 const PHI_PRIOR: f32 = 0.3;
+/// Steps per unit of ln(1 + rate); 0 marks a slot not learned yet.
+const SCALE: f64 = 16.0;
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct Seasonal {
-    /// Hours 0..24 of weekdays, then of weekends (serde handles arrays up to 32).
-    weekday: [f32; 24],
-    weekend: [f32; 24],
-    /// Bit i set when slot i has been learned at least once.
-    seen: u64,
+    /// Slot value: 1 + round(ln(1 + rate) · 16), 0 while unlearned (serde handles arrays up
+    /// to 32, hence days × hours).
+    week: [[u8; 24]; 7],
     /// Mean requests per window over all windows.
     level: f32,
     /// Variance of a window's count is `e + phi·e²` around its expectation `e`.
@@ -28,45 +40,77 @@ pub struct Seasonal {
 impl Default for Seasonal {
     fn default() -> Self {
         Seasonal {
-            weekday: [0.0; 24],
-            weekend: [0.0; 24],
-            seen: 0,
+            week: [[0; 24]; 7],
             level: 0.0,
             phi: PHI_PRIOR,
         }
     }
 }
 
-/// The slot of a time: hour of day, plus 24 on Saturdays and Sundays (UTC).
+/// The slot of a time: day of the week (Monday 0) × 24 + hour, UTC.
 pub fn slot_of(t_ms: u64) -> usize {
     let hour = ((t_ms % DAY_MS) / HOUR_MS) as usize;
-    let weekday = (t_ms / DAY_MS + 3) % 7;
-    hour + if weekday >= 5 { 24 } else { 0 }
+    let weekday = ((t_ms / DAY_MS + 3) % 7) as usize;
+    weekday * 24 + hour
+}
+
+/// "Sunday 23:00 UTC" for a slot.
+pub fn describe_slot(slot: usize) -> String {
+    format!("{} {:02}:00 UTC", DAYS[(slot / 24) % 7], slot % 24)
+}
+
+fn decode(q: u8) -> f64 {
+    (f64::from(q.saturating_sub(1)) / SCALE).exp_m1()
+}
+
+fn encode(x: f64) -> u8 {
+    (1.0 + (x.max(0.0).ln_1p() * SCALE).round()).min(255.0) as u8
 }
 
 impl Seasonal {
-    fn slot(&self, slot: usize) -> f32 {
-        if slot < 24 {
-            self.weekday[slot]
-        } else {
-            self.weekend[slot - 24]
-        }
+    fn cell(&self, slot: usize) -> u8 {
+        self.week[(slot / 24) % 7][slot % 24]
     }
 
-    fn slot_mut(&mut self, slot: usize) -> &mut f32 {
-        if slot < 24 {
-            &mut self.weekday[slot]
-        } else {
-            &mut self.weekend[slot - 24]
-        }
+    fn cell_mut(&mut self, slot: usize) -> &mut u8 {
+        &mut self.week[(slot / 24) % 7][slot % 24]
     }
 
-    /// Expected requests in a window of this slot.
+    /// Whether this slot has been learned at least once.
+    pub fn is_learned(&self, slot: usize) -> bool {
+        self.cell(slot) != 0
+    }
+
+    /// Expected requests in a window of this slot: its own mean for half, the same hour on
+    /// the day before and the day after for a quarter each (those learned), which steadies
+    /// a slot seen only a few times; the level while none is learned.
     pub fn expected(&self, slot: usize) -> f64 {
-        if self.seen & (1 << slot) != 0 {
-            f64::from(self.slot(slot))
-        } else {
-            f64::from(self.level)
+        let slot = slot % SLOTS;
+        let neighbours = [
+            (slot, 0.5),
+            ((slot + SLOTS - 24) % SLOTS, 0.25),
+            ((slot + 24) % SLOTS, 0.25),
+        ];
+        let mut sum = 0.0;
+        let mut weight = 0.0;
+        for (s, w) in neighbours {
+            let q = self.cell(s);
+            if q != 0 {
+                sum += w * decode(q);
+                weight += w;
+            }
+        }
+        if weight == 0.0 {
+            return f64::from(self.level);
+        }
+        sum / weight
+    }
+
+    /// This slot's own mean (the level while unlearned).
+    fn own(&self, slot: usize) -> f64 {
+        match self.cell(slot) {
+            0 => f64::from(self.level),
+            q => decode(q),
         }
     }
 
@@ -76,24 +120,18 @@ impl Seasonal {
 
     /// The busiest learned slot's expectation (the level when none is learned).
     pub fn peak(&self) -> f64 {
-        let mut peak = f64::from(self.level);
-        for i in 0..SLOTS {
-            if self.seen & (1 << i) != 0 {
-                peak = peak.max(f64::from(self.slot(i)));
-            }
+        let top = self.week.iter().flatten().copied().max().unwrap_or(0);
+        if top == 0 {
+            f64::from(self.level)
+        } else {
+            decode(top)
         }
-        peak
-    }
-
-    /// Whether this slot has been learned at least once.
-    pub fn is_learned(&self, slot: usize) -> bool {
-        self.seen & (1 << slot) != 0
     }
 
     /// Slots learned so far.
     #[cfg(test)]
-    pub fn slots_seen(&self) -> u32 {
-        self.seen.count_ones()
+    pub fn slots_seen(&self) -> usize {
+        self.week.iter().flatten().filter(|q| **q != 0).count()
     }
 
     /// Learns a closed window's count. `slot_alpha` weighs this window within its slot.
@@ -104,13 +142,29 @@ impl Seasonal {
             ewma(&mut self.phi, sample.clamp(0.0, 4.0), 0.03);
             self.phi = self.phi.max(0.02);
         }
-        if self.seen & (1 << slot) == 0 {
-            *self.slot_mut(slot) = count as f32;
-            self.seen |= 1 << slot;
+        let current = self.cell(slot);
+        let next = if current == 0 {
+            encode(count)
         } else {
-            ewma(self.slot_mut(slot), count, slot_alpha);
-        }
+            let own = self.own(slot);
+            let mean = own + slot_alpha * (count - own);
+            nudge(current, encode(mean), encode(count))
+        };
+        *self.cell_mut(slot) = next;
         ewma(&mut self.level, count, 0.02);
+    }
+}
+
+/// The rounded average, but at least one step towards a target two or more steps away (so
+/// small weights do not stall on rounding).
+fn nudge(current: u8, rounded: u8, target: u8) -> u8 {
+    if rounded != current || current.abs_diff(target) < 2 {
+        return rounded.max(1);
+    }
+    if target > current {
+        current + 1
+    } else {
+        (current - 1).max(1)
     }
 }
 
@@ -119,31 +173,50 @@ mod tests {
     use super::*;
 
     #[test]
-    fn saturday_noon_and_monday_noon_are_different_slots() {
+    fn sunday_night_and_monday_night_are_different_slots() {
         // 2026-03-02 is a Monday.
-        let monday = 1_772_409_600_000 + 12 * HOUR_MS;
-        let saturday = monday + 5 * DAY_MS;
-        assert_eq!(slot_of(monday), 12);
-        assert_eq!(slot_of(saturday), 36);
+        let monday = 1_772_409_600_000 + 23 * HOUR_MS;
+        let sunday = monday + 6 * DAY_MS;
+        assert_eq!(slot_of(monday), 23);
+        assert_eq!(slot_of(sunday), 6 * 24 + 23);
+        assert_eq!(describe_slot(slot_of(sunday)), "Sunday 23:00 UTC");
     }
 
     #[test]
     fn unseen_slots_fall_back_to_the_level() {
         let mut s = Seasonal::default();
         for _ in 0..100 {
-            s.learn(10, 50.0, 0.25);
+            s.learn(10, 50.0, 0.5);
         }
-        assert!((s.expected(10) - 50.0).abs() < 1e-3);
+        assert!((s.expected(10) - 50.0).abs() < 2.0, "{}", s.expected(10));
         assert!(s.expected(3) > 40.0);
         assert_eq!(s.slots_seen(), 1);
     }
 
     #[test]
+    fn a_slot_leans_on_the_same_hour_of_the_neighbouring_days() {
+        let mut s = Seasonal::default();
+        s.learn(24 + 9, 100.0, 0.5);
+        s.learn(48 + 9, 20.0, 0.5);
+        s.learn(72 + 9, 100.0, 0.5);
+        let wednesday = s.expected(48 + 9);
+        assert!((55.0..65.0).contains(&wednesday), "{wednesday}");
+    }
+
+    #[test]
+    fn slot_values_keep_their_size_within_a_few_percent() {
+        for x in [0.0, 1.0, 7.0, 150.0, 40_000.0] {
+            let back = decode(encode(x));
+            assert!((back - x).abs() <= x * 0.04 + 0.04, "{x}: {back}");
+        }
+    }
+
+    #[test]
     fn a_steady_poisson_like_consumer_learns_a_small_overdispersion() {
         let mut s = Seasonal::default();
-        for i in 0..500 {
+        for i in 0..2_000 {
             let count = if i % 2 == 0 { 90.0 } else { 110.0 };
-            s.learn(i % 24, count, 0.25);
+            s.learn(i % 168, count, 0.5);
         }
         assert!(s.phi() < 0.05, "{}", s.phi());
     }

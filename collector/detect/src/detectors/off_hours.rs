@@ -5,6 +5,7 @@
 
 use super::{gates, show, Context, Signal};
 use crate::alert::Detector;
+use crate::baseline::seasonal::describe_slot;
 use crate::baseline::stats::count_score;
 use crate::baseline::{ConsumerState, Features};
 
@@ -27,8 +28,6 @@ pub fn score(ctx: &Context<'_>, c: &ConsumerState, f: &Features) -> Option<Signa
     if !gates(ctx, Detector::OffHours, f.calls, baseline) {
         return None;
     }
-    let hour = slot % 24;
-    let days = if slot >= 24 { "weekend" } else { "weekday" };
     Some(Signal {
         detector: Detector::OffHours,
         score: count_score(f.calls, baseline, c.rate.phi()),
@@ -43,9 +42,9 @@ pub fn score(ctx: &Context<'_>, c: &ConsumerState, f: &Features) -> Option<Signa
                 .collect(),
         ),
         summary: format!(
-            "{} requests at {hour:02}:00 UTC on a {days}, when it usually makes {} \
-             (its busiest hour has {})",
+            "{} requests on {}, when it usually makes {} (its busiest hour has {})",
             show(f.calls),
+            describe_slot(slot),
             show(expected),
             show(peak)
         ),

@@ -94,7 +94,7 @@ impl Sim {
             end_ms: self.t + HOUR_MS,
             slot: slot_of(self.t),
             day: (self.t / DAY_MS) as u16,
-            slot_alpha: 0.25,
+            slot_alpha: 0.5,
             habit_decay: 0.995,
         }
     }
