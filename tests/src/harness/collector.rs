@@ -2,7 +2,9 @@
 //! own data directory, and typed views of its HTTP API.
 //!
 //! The process can be stopped and started again on the same port and data directory, which is
-//! how tests check that state survives a restart and that filters reconnect.
+//! how tests check that state survives a restart and that filters reconnect. A collector given
+//! an operator token presents it on every API call (reads need it then too) and can make and
+//! remove decisions; a config file gives it a `[policy]`.
 
 use super::process::{wait_for, Process};
 use serde::Deserialize;
@@ -86,6 +88,10 @@ pub struct CollectorSetup {
     pub log: PathBuf,
     pub ingest_token: String,
     pub salt: String,
+    /// `PLUMBLINE_OPERATOR_TOKEN`, when decisions are to be made.
+    pub operator_token: Option<String>,
+    /// A TOML config file, passed with `--config`.
+    pub config: Option<PathBuf>,
 }
 
 /// A running (or stopped) collector.
@@ -148,6 +154,12 @@ impl Collector {
             .env("PLUMBLINE_INGEST_TOKEN", &s.ingest_token)
             .env("PLUMBLINE_SALT", &s.salt)
             .env("RUST_LOG", "info");
+        if let Some(token) = &s.operator_token {
+            command.env("PLUMBLINE_OPERATOR_TOKEN", token);
+        }
+        if let Some(config) = &s.config {
+            command.arg("--config").arg(config);
+        }
         self.process = Some(Process::spawn("collector", command, &s.log));
         self.wait_ready();
     }
@@ -198,14 +210,79 @@ impl Collector {
         &self.setup.ingest_token
     }
 
+    pub fn operator_token(&self) -> Option<&str> {
+        self.setup.operator_token.as_deref()
+    }
+
+    /// The `plumbline` binary, for tests that drive its CLI.
+    pub fn bin(&self) -> &Path {
+        &self.setup.bin
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.setup.port)
     }
 
-    /// `GET path`, with any transport failure as text.
+    /// `GET path` (with the operator token, if any), with any transport failure as text.
     pub fn get(&self, path: &str) -> Result<Reply, String> {
-        let response = self.agent.get(&self.url(path)).call();
-        into_reply(response)
+        let mut request = self.agent.get(&self.url(path));
+        if let Some(auth) = self.operator_auth() {
+            request = request.header("authorization", auth);
+        }
+        into_reply(request.call())
+    }
+
+    /// `POST path` with a JSON body and the operator token.
+    pub fn post_json(&self, path: &str, body: &serde_json::Value) -> Result<Reply, String> {
+        let mut request = self
+            .agent
+            .post(&self.url(path))
+            .header("content-type", "application/json");
+        if let Some(auth) = self.operator_auth() {
+            request = request.header("authorization", auth);
+        }
+        into_reply(request.send(body.to_string().as_bytes()))
+    }
+
+    /// `DELETE path` with the operator token.
+    pub fn delete(&self, path: &str) -> Result<Reply, String> {
+        let mut request = self.agent.delete(&self.url(path));
+        if let Some(auth) = self.operator_auth() {
+            request = request.header("authorization", auth);
+        }
+        into_reply(request.call())
+    }
+
+    fn operator_auth(&self) -> Option<String> {
+        let token = self.setup.operator_token.as_deref()?;
+        Some(format!("Bearer {token}"))
+    }
+
+    /// `POST /v1/decisions`, expecting 201; the decision made, as the API shows it.
+    pub fn decide(&self, request: &serde_json::Value) -> Result<serde_json::Value, String> {
+        let reply = self.post_json("/v1/decisions", request)?;
+        if reply.status != 201 {
+            return Err(format!(
+                "POST /v1/decisions {request}: {}",
+                reply.describe()
+            ));
+        }
+        serde_json::from_slice(&reply.body)
+            .map_err(|e| format!("POST /v1/decisions: not JSON ({e}): {}", reply.text()))
+    }
+
+    /// `DELETE /v1/decisions/{id}`, expecting 200.
+    pub fn remove_decision(&self, id: u64) -> Result<(), String> {
+        let reply = self.delete(&format!("/v1/decisions/{id}"))?;
+        if reply.status != 200 {
+            return Err(format!("DELETE /v1/decisions/{id}: {}", reply.describe()));
+        }
+        Ok(())
+    }
+
+    /// `GET /v1/decisions`: the set's version, mode and decisions.
+    pub fn decisions(&self) -> Result<serde_json::Value, String> {
+        self.get_json("/v1/decisions")
     }
 
     /// `GET path`, expecting 200 and JSON.

@@ -10,7 +10,7 @@ use super::process::{wait_for, Process};
 use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -130,9 +130,13 @@ fn set_wasm_path(text: &str, wasm: &Path) -> Result<String, ConfigError> {
 
 /// Sets `"key": value` in the plugin JSON: replaces the value if the key is there, else adds
 /// the pair before `"collector_authority"`.
+///
+/// Only the plugin JSON is searched (from the `{` that opens the object holding
+/// `"collector_cluster"`), so a key quoted in a YAML comment above it is left alone.
 pub fn set_plugin_field(text: &str, key: &str, value: &str) -> Result<String, ConfigError> {
     let quoted = format!("\"{key}\"");
-    if let Some(at) = text.find(&quoted) {
+    let json = plugin_json_start(text)?;
+    if let Some(at) = text[json..].find(&quoted).map(|at| json + at) {
         let after_key = at + quoted.len();
         let colon = text[after_key..]
             .find(':')
@@ -155,12 +159,24 @@ pub fn set_plugin_field(text: &str, key: &str, value: &str) -> Result<String, Co
 pub fn plugin_string(text: &str, key: &str) -> Result<String, ConfigError> {
     let quoted = format!("\"{key}\"");
     let missing = || ConfigError(format!("no string {quoted} in the plugin JSON"));
-    let at = text.find(&quoted).ok_or_else(missing)?;
+    let json = plugin_json_start(text)?;
+    let at = text[json..].find(&quoted).ok_or_else(missing)? + json;
     let rest = &text[at + quoted.len()..];
     let rest = rest.trim_start().strip_prefix(':').ok_or_else(missing)?;
     let rest = rest.trim_start().strip_prefix('"').ok_or_else(missing)?;
     let end = rest.find('"').ok_or_else(missing)?;
     Ok(rest[..end].to_string())
+}
+
+/// Where the plugin JSON starts: the `{` before the first `"collector_cluster"`.
+fn plugin_json_start(text: &str) -> Result<usize, ConfigError> {
+    let anchor = "\"collector_cluster\"";
+    let at = text
+        .find(anchor)
+        .ok_or_else(|| ConfigError(format!("no {anchor} opening the plugin JSON")))?;
+    text[..at]
+        .rfind('{')
+        .ok_or_else(|| ConfigError(format!("no `{{` before {anchor}")))
 }
 
 /// A running Envoy.
@@ -169,7 +185,24 @@ pub struct Envoy {
     process: Process,
     ports: Ports,
     agent: ureq::Agent,
+    bin: PathBuf,
+    dir: PathBuf,
+    concurrency: u32,
 }
+
+/// How often Envoy writes its log file (its default, 10 s, would hide recent lines from tests).
+const LOG_FLUSH_MS: u64 = 100;
+
+/// Log lines that mean a filter VM failed: a Rust panic, a wasm trap, a V8 runtime error, or
+/// anything Envoy logs at critical level or the wasm extension at error level.
+const VM_FAILURE_MARKS: [&str; 6] = [
+    "panicked",
+    "wasm trap",
+    "RuntimeError",
+    "[critical]",
+    "[error][wasm]",
+    "Plugin configured to fail",
+];
 
 impl Envoy {
     /// Writes `config` to `dir/envoy.yaml`, starts Envoy on it and waits for `/ready` and for
@@ -177,18 +210,6 @@ impl Envoy {
     pub fn start(bin: &Path, config: &str, ports: Ports, concurrency: u32, dir: &Path) -> Envoy {
         let config_path = dir.join("envoy.yaml");
         std::fs::write(&config_path, config).expect("write the test's envoy.yaml");
-        let log = dir.join("envoy.log");
-        let mut command = Command::new(bin);
-        command
-            .arg("-c")
-            .arg(&config_path)
-            .arg("--concurrency")
-            .arg(concurrency.to_string())
-            .arg("--disable-hot-restart")
-            .arg("--log-level")
-            .arg("info")
-            .arg("--log-path")
-            .arg(&log);
         let agent = ureq::Agent::new_with_config(
             ureq::Agent::config_builder()
                 .http_status_as_error(false)
@@ -196,17 +217,28 @@ impl Envoy {
                 .timeout_global(Some(Duration::from_secs(10)))
                 .build(),
         );
-        let process = Process::spawn("envoy", command, &dir.join("envoy.stdout.log"));
+        let process = spawn(bin, dir, concurrency);
         let mut envoy = Envoy {
             process,
             ports,
             agent,
+            bin: bin.to_path_buf(),
+            dir: dir.to_path_buf(),
+            concurrency,
         };
-        envoy.wait_ready(&log);
+        envoy.wait_ready();
         envoy
     }
 
-    fn wait_ready(&mut self, log: &Path) {
+    /// Kills Envoy and starts it again on the same config: new worker VMs that hold nothing.
+    pub fn restart(&mut self) {
+        self.process.kill();
+        self.process = spawn(&self.bin, &self.dir, self.concurrency);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
+        let log = self.log_path();
         let ready = format!("http://127.0.0.1:{}/ready", self.ports.admin);
         let listener = self.listener();
         let (process, agent) = (&mut self.process, &self.agent);
@@ -219,7 +251,7 @@ impl Envoy {
                     panic!(
                         "envoy exited ({status}) while starting; last lines of {}:\n{}\n{}",
                         log.display(),
-                        super::process::log_tail(log, 30),
+                        super::process::log_tail(&log, 30),
                         process.log_tail(10)
                     );
                 }
@@ -232,6 +264,49 @@ impl Envoy {
                     .map_err(|e| format!("listener: {e}"))
             },
         );
+    }
+
+    /// Envoy's own log (`--log-path`).
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join("envoy.log")
+    }
+
+    /// Envoy's log as written so far, after waiting for one more flush of it.
+    pub fn log_text(&self) -> String {
+        std::thread::sleep(Duration::from_millis(3 * LOG_FLUSH_MS));
+        let bytes = std::fs::read(self.log_path()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    /// The lines of Envoy's log that show a filter VM failing (see [`VM_FAILURE_MARKS`]).
+    pub fn vm_failures(&self) -> Vec<String> {
+        let text = self.log_text();
+        text.lines()
+            .filter(|line| VM_FAILURE_MARKS.iter().any(|mark| line.contains(mark)))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Connections each worker has accepted on the listener, by worker index, from Envoy's
+    /// per-worker listener stats (`listener.<address>.worker_<n>.downstream_cx_total`).
+    pub fn worker_connections(&self) -> Result<Vec<u64>, String> {
+        let prefix = format!("listener.127.0.0.1_{}.worker_", self.ports.listener);
+        let filter = format!(
+            "^{}[0-9]+\\.downstream_cx_total$",
+            prefix.replace('.', "\\.")
+        );
+        let stats = self.stats_matching(&filter)?;
+        let mut workers = vec![0; self.concurrency as usize];
+        for (name, value) in stats {
+            let index = name
+                .strip_prefix(&prefix)
+                .and_then(|rest| rest.split('.').next())
+                .and_then(|n| n.parse::<usize>().ok());
+            if let Some(slot) = index.and_then(|i| workers.get_mut(i)) {
+                *slot = value;
+            }
+        }
+        Ok(workers)
     }
 
     pub fn listener(&self) -> SocketAddr {
@@ -249,8 +324,17 @@ impl Envoy {
 
     /// Every stat of the admin `/stats` page with an integer value.
     pub fn stats(&self) -> Result<BTreeMap<String, u64>, String> {
+        self.stats_matching("")
+    }
+
+    /// The integer stats whose names match the regular expression `filter` (all when empty).
+    pub fn stats_matching(&self, filter: &str) -> Result<BTreeMap<String, u64>, String> {
         let url = format!("http://127.0.0.1:{}/stats", self.ports.admin);
-        let mut response = self.agent.get(&url).call().map_err(|e| e.to_string())?;
+        let mut request = self.agent.get(&url);
+        if !filter.is_empty() {
+            request = request.query("filter", filter);
+        }
+        let mut response = request.call().map_err(|e| e.to_string())?;
         let text = response
             .body_mut()
             .with_config()
@@ -283,6 +367,23 @@ impl Envoy {
             Err(e) => format!("(stats unavailable: {e})"),
         }
     }
+}
+
+fn spawn(bin: &Path, dir: &Path, concurrency: u32) -> Process {
+    let mut command = Command::new(bin);
+    command
+        .arg("-c")
+        .arg(dir.join("envoy.yaml"))
+        .arg("--concurrency")
+        .arg(concurrency.to_string())
+        .arg("--disable-hot-restart")
+        .arg("--log-level")
+        .arg("info")
+        .arg("--log-path")
+        .arg(dir.join("envoy.log"))
+        .arg("--file-flush-interval-msec")
+        .arg(LOG_FLUSH_MS.to_string());
+    Process::spawn("envoy", command, &dir.join("envoy.stdout.log"))
 }
 
 /// Parses `name: value` lines, keeping those whose value is an integer.
@@ -355,6 +456,21 @@ static_resources:
         assert!(again.contains("\"flush_interval_ms\": 50, \"collector_authority\""));
         let token = set_plugin_field(SAMPLE, "ingest_token", "\"other\"").unwrap();
         assert_eq!(plugin_string(&token, "ingest_token").unwrap(), "other");
+    }
+
+    #[test]
+    fn a_plugin_field_quoted_in_a_comment_above_the_json_is_left_alone() {
+        // Before: `"enforce": false` in the shipped file's header comment was the one replaced.
+        let commented = format!("# `\"enforce\": false` turns it off\n{SAMPLE}");
+        let out = set_plugin_field(&commented, "enforce", "false").unwrap();
+        assert!(
+            out.starts_with("# `\"enforce\": false` turns it off\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("\"enforce\": false, \"collector_authority\""),
+            "{out}"
+        );
     }
 
     #[test]

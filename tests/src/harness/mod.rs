@@ -4,10 +4,14 @@
 //! [`Stack::start`] finds the binaries (environment variables override the defaults), derives
 //! Envoy's config from the shipped `envoy/envoy.yaml`, starts everything and waits until it is
 //! ready. Dropping the stack kills and reaps every process, also when the test panics.
+//! [`load`] sends many requests at once on fresh connections, so Envoy spreads them over its
+//! workers; [`FakeCollector`] stands in for a collector that answers batches with garbage.
 
 mod collector;
 mod envoy;
+mod fake;
 mod http;
+pub mod load;
 mod process;
 mod upstream;
 
@@ -15,6 +19,7 @@ pub use collector::{
     Collector, CollectorSetup, Consumer, Endpoint, FilterInstance, Reply, StatusClasses,
 };
 pub use envoy::{derive_config, parse_stats, plugin_string, set_plugin_field, Envoy, Ports};
+pub use fake::{FakeCollector, Garbage};
 pub use http::{send, send_streaming, Request, Response};
 pub use process::{free_port, log_tail, wait_for, Process, TempDir};
 pub use upstream::Upstream;
@@ -80,6 +85,21 @@ pub fn envoy_bin() -> PathBuf {
     )
 }
 
+/// The demo upstream next to the running executable (both are binaries of this crate), or
+/// `$PLUMBLINE_UPSTREAM`; for programs, which cannot use `CARGO_BIN_EXE_demo-upstream`.
+pub fn upstream_bin_beside_me() -> PathBuf {
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("demo-upstream")))
+        .unwrap_or_else(|| target_dir().join("debug").join("demo-upstream"));
+    locate(
+        "PLUMBLINE_UPSTREAM",
+        beside,
+        "the demo upstream",
+        "it (`cargo build -p plumbline-tests --bins`)",
+    )
+}
+
 /// The shipped Envoy config's text.
 pub fn shipped_envoy_config() -> String {
     let path = workspace_root().join("envoy/envoy.yaml");
@@ -98,6 +118,10 @@ pub struct StackOptions {
     pub flush_interval_ms: u64,
     /// Further plugin JSON settings (key, JSON value text).
     pub plugin: Vec<(&'static str, String)>,
+    /// The collector's operator token (decisions can be made only with one).
+    pub operator_token: Option<String>,
+    /// The collector's TOML config file, e.g. a `[policy]` table.
+    pub collector_config: Option<String>,
 }
 
 impl StackOptions {
@@ -107,12 +131,43 @@ impl StackOptions {
             concurrency: 1,
             flush_interval_ms: 200,
             plugin: Vec::new(),
+            operator_token: None,
+            collector_config: None,
         }
     }
 
     pub fn concurrency(mut self, workers: u32) -> StackOptions {
         self.concurrency = workers;
         self
+    }
+
+    pub fn flush_interval_ms(mut self, ms: u64) -> StackOptions {
+        self.flush_interval_ms = ms;
+        self
+    }
+
+    /// Sets a plugin JSON field (key, JSON value text).
+    pub fn plugin(mut self, key: &'static str, value: &str) -> StackOptions {
+        self.plugin.push((key, value.to_string()));
+        self
+    }
+
+    /// Gives the collector an operator token, so decisions can be made.
+    pub fn operator_token(mut self, token: &str) -> StackOptions {
+        self.operator_token = Some(token.to_string());
+        self
+    }
+
+    /// Gives the collector a config file with this TOML text.
+    pub fn collector_config(mut self, toml: &str) -> StackOptions {
+        self.collector_config = Some(toml.to_string());
+        self
+    }
+
+    /// An operator token and a config file whose `[policy]` has `mode` (`monitor`/`enforce`).
+    pub fn decisions(self, mode: &str) -> StackOptions {
+        self.operator_token("operator-token-e2e")
+            .collector_config(&format!("[policy]\nmode = \"{mode}\"\n"))
     }
 }
 
@@ -145,6 +200,11 @@ impl Stack {
         };
 
         let upstream = Upstream::start(&options.upstream_bin, ports.upstream, dir.path());
+        let config = options.collector_config.as_ref().map(|text| {
+            let path = dir.path().join("collector.toml");
+            std::fs::write(&path, text).expect("write the collector's config file");
+            path
+        });
         let collector = Collector::start(CollectorSetup {
             bin: collector_bin,
             port: ports.collector,
@@ -152,6 +212,8 @@ impl Stack {
             log: dir.path().join("collector.log"),
             ingest_token: token,
             salt: salt.clone(),
+            operator_token: options.operator_token.clone(),
+            config,
         });
 
         let mut plugin = vec![("flush_interval_ms", options.flush_interval_ms.to_string())];

@@ -1,4 +1,5 @@
-//! The demo upstream as a child process, and the count of requests it served.
+//! The demo upstream as a child process, and the count of requests it served, in all and per
+//! `x-api-key` value.
 
 use super::process::{wait_for, Process};
 use std::path::Path;
@@ -57,17 +58,30 @@ impl Upstream {
     pub fn requests(&self) -> u64 {
         requests(&self.agent, self.port).unwrap_or_else(|e| panic!("demo upstream stats: {e}"))
     }
+
+    /// How many requests with `x-api-key: key` the upstream has served.
+    pub fn requests_of(&self, key: &str) -> u64 {
+        let stats =
+            stats(&self.agent, self.port).unwrap_or_else(|e| panic!("demo upstream stats: {e}"));
+        stats["by_key"][key].as_u64().unwrap_or(0)
+    }
 }
 
-fn requests(agent: &ureq::Agent, port: u16) -> Result<u64, String> {
+fn stats(agent: &ureq::Agent, port: u16) -> Result<serde_json::Value, String> {
     let url = format!("http://127.0.0.1:{port}/__demo/stats");
     let mut response = agent.get(&url).call().map_err(|e| e.to_string())?;
     let text = response
         .body_mut()
+        .with_config()
+        .limit(16 * 1024 * 1024)
         .read_to_string()
         .map_err(|e| e.to_string())?;
-    let stats: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    serde_json::from_str(&text).map_err(|e| format!("{e}: {text}"))
+}
+
+fn requests(agent: &ureq::Agent, port: u16) -> Result<u64, String> {
+    let stats = stats(agent, port)?;
     stats["requests"]
         .as_u64()
-        .ok_or_else(|| format!("no `requests` count in {text}"))
+        .ok_or_else(|| format!("no `requests` count in {stats}"))
 }
