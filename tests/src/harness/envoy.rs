@@ -46,6 +46,8 @@ impl std::fmt::Display for ConfigError {
     }
 }
 
+impl std::error::Error for ConfigError {}
+
 /// The shipped config with the test's ports, the wasm file's absolute path and `plugin`
 /// settings (JSON key and JSON value text) set in the plugin configuration.
 pub fn derive_config(
@@ -166,6 +168,20 @@ pub fn plugin_string(text: &str, key: &str) -> Result<String, ConfigError> {
     let rest = rest.trim_start().strip_prefix('"').ok_or_else(missing)?;
     let end = rest.find('"').ok_or_else(missing)?;
     Ok(rest[..end].to_string())
+}
+
+/// Reads a JSON number field (`"key": 123`) out of the shipped config's plugin JSON.
+pub fn plugin_number(text: &str, key: &str) -> Result<u64, ConfigError> {
+    let quoted = format!("\"{key}\"");
+    let missing = || ConfigError(format!("no number {quoted} in the plugin JSON"));
+    let json = plugin_json_start(text)?;
+    let at = text[json..].find(&quoted).ok_or_else(missing)? + json;
+    let rest = text[at + quoted.len()..].trim_start();
+    let rest = rest.strip_prefix(':').ok_or_else(missing)?.trim_start();
+    let end = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    rest[..end].parse().map_err(|_| missing())
 }
 
 /// Where the plugin JSON starts: the `{` before the first `"collector_cluster"`.
@@ -481,6 +497,13 @@ static_resources:
             "X",
         );
         assert_eq!(out.unwrap(), "port_value: 80001, X ");
+    }
+
+    #[test]
+    fn plugin_numbers_are_read_from_the_json() {
+        let text = set_plugin_field(SAMPLE, "flush_interval_ms", "1000").unwrap();
+        assert_eq!(plugin_number(&text, "flush_interval_ms").unwrap(), 1000);
+        assert!(plugin_number(SAMPLE, "ingest_token").is_err());
     }
 
     #[test]

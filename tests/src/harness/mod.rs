@@ -18,7 +18,9 @@ mod upstream;
 pub use collector::{
     Collector, CollectorSetup, Consumer, Endpoint, FilterInstance, Reply, StatusClasses,
 };
-pub use envoy::{derive_config, parse_stats, plugin_string, set_plugin_field, Envoy, Ports};
+pub use envoy::{
+    derive_config, parse_stats, plugin_number, plugin_string, set_plugin_field, Envoy, Ports,
+};
 pub use fake::{FakeCollector, Garbage};
 pub use http::{send, send_streaming, Request, Response};
 pub use process::{free_port, log_tail, wait_for, Process, TempDir};
@@ -114,8 +116,8 @@ pub struct StackOptions {
     pub upstream_bin: PathBuf,
     /// Envoy worker threads, hence filter VMs.
     pub concurrency: u32,
-    /// Set into the plugin JSON so batches ship quickly.
-    pub flush_interval_ms: u64,
+    /// Set into the plugin JSON so batches ship quickly; `None` keeps the shipped value.
+    pub flush_interval_ms: Option<u64>,
     /// Further plugin JSON settings (key, JSON value text).
     pub plugin: Vec<(&'static str, String)>,
     /// The collector's operator token (decisions can be made only with one).
@@ -125,11 +127,11 @@ pub struct StackOptions {
 }
 
 impl StackOptions {
-    pub fn new(upstream_bin: &str) -> StackOptions {
+    pub fn new(upstream_bin: impl AsRef<Path>) -> StackOptions {
         StackOptions {
-            upstream_bin: PathBuf::from(upstream_bin),
+            upstream_bin: upstream_bin.as_ref().to_path_buf(),
             concurrency: 1,
-            flush_interval_ms: 200,
+            flush_interval_ms: Some(200),
             plugin: Vec::new(),
             operator_token: None,
             collector_config: None,
@@ -142,7 +144,13 @@ impl StackOptions {
     }
 
     pub fn flush_interval_ms(mut self, ms: u64) -> StackOptions {
-        self.flush_interval_ms = ms;
+        self.flush_interval_ms = Some(ms);
+        self
+    }
+
+    /// Keeps the shipped config's `flush_interval_ms` (measurements want what users run).
+    pub fn shipped_flush_interval(mut self) -> StackOptions {
+        self.flush_interval_ms = None;
         self
     }
 
@@ -216,7 +224,10 @@ impl Stack {
             config,
         });
 
-        let mut plugin = vec![("flush_interval_ms", options.flush_interval_ms.to_string())];
+        let mut plugin: Vec<(&str, String)> = Vec::new();
+        if let Some(ms) = options.flush_interval_ms {
+            plugin.push(("flush_interval_ms", ms.to_string()));
+        }
         plugin.extend(options.plugin.iter().cloned());
         let config =
             derive_config(&shipped, &ports, &wasm, &plugin).unwrap_or_else(|e| panic!("{e}"));
