@@ -233,6 +233,16 @@ fn a_blocked_consumer_is_refused_by_every_worker_and_never_reaches_the_upstream(
         made["subject"]["consumer"],
         stack.consumer_id(bad.as_bytes())
     );
+    let audit: Value = stack
+        .collector
+        .get_json("/v1/audit?limit=1")
+        .expect("audit");
+    let entry = &audit["entries"][0];
+    assert_eq!(
+        (&entry["action"], &entry["who"], &entry["decision"]["id"]),
+        (&json!("add"), &json!("operator"), &json!(id)),
+        "{audit}"
+    );
     let blocked_at = Instant::now();
     until_every_worker_answers(&stack, bad, 403, &mut bad_tally, PROPAGATION);
     eprintln!(
