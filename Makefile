@@ -83,6 +83,7 @@ fmt: ## Format the code
 bench: tools build bench-tools ## Measure the filter against a no-op wasm filter, and the collector
 	cargo build -p plumbline-noop-filter --target $(WASM_TARGET) --profile wasm
 	@scripts/bench.sh
+	@scripts/bench-propagation.sh
 
 bench-tools:
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
