@@ -1,5 +1,5 @@
 //! `plumbline`: the collector's binary. Parses the command line and reports a failure as one
-//! line on stderr with a non-zero exit code.
+//! line on stderr, each cause said once, with a non-zero exit code.
 
 use clap::Parser;
 use plumbline_collector::cli::{self, Cli};
@@ -9,7 +9,7 @@ fn main() -> ExitCode {
     match run() {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("plumbline: {err:#}");
+            eprintln!("plumbline: {}", cli::error_chain(err.as_ref()));
             ExitCode::FAILURE
         }
     }

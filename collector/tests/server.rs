@@ -145,6 +145,38 @@ fn malformed_oversized_and_unauthenticated_batches_get_4xx_and_store_nothing() {
 }
 
 #[test]
+fn a_batch_not_declared_as_a_batch_gets_415_naming_the_type_and_stores_nothing() {
+    // Before, the content type was not looked at: any body was decoded as a batch.
+    let dir = TempDir::new("content-type");
+    let mut server = TestServer::start(dir.path(), 1 << 20, None);
+    let body = sample().encode();
+    for declared in [Some("application/octet-stream"), Some("text/plain"), None] {
+        let mut request = agent()
+            .post(server.url("/v1/batches"))
+            .header("authorization", format!("Bearer {TOKEN}"));
+        if let Some(value) = declared {
+            request = request.header("content-type", value);
+        }
+        let mut response = request.send(&body[..]).unwrap();
+        assert_eq!(response.status().as_u16(), 415, "{declared:?}");
+        let reply: Value =
+            serde_json::from_slice(&response.body_mut().read_to_vec().unwrap()).unwrap();
+        let message = reply["error"].as_str().unwrap();
+        assert!(
+            message.starts_with("content type must be application/x-plumbline-batch"),
+            "{message}"
+        );
+    }
+    assert_eq!(get_json(&server, "/v1/inventory"), json!({"endpoints": []}));
+    let (_, metrics) = get(&server, "/metrics", None);
+    let line = "plumbline_batches_rejected_total{reason=\"content_type\"} 3";
+    assert!(metrics.contains(line), "{line} missing from\n{metrics}");
+    let (status, _, _) = post(&server, &body, Some(TOKEN));
+    assert_eq!(status, 200, "the declared type is accepted");
+    server.stop();
+}
+
+#[test]
 fn a_restart_keeps_inventory_consumers_filters_and_the_retry_window() {
     let dir = TempDir::new("restart");
     let mut server = TestServer::start(dir.path(), 1 << 20, None);

@@ -4,7 +4,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use plumbline_wire::DecodeError;
+use plumbline_wire::{DecodeError, CONTENT_TYPE as BATCH_TYPE};
 
 /// Why a request was refused.
 #[derive(Debug, thiserror::Error)]
@@ -15,6 +15,8 @@ pub enum ApiError {
     TooLarge { limit: usize },
     #[error("{0}")]
     Malformed(#[from] DecodeError),
+    #[error("{}", content_type_message(found.as_deref()))]
+    ContentType { found: Option<String> },
     #[error("cannot read the request body: {0}")]
     BadBody(String),
     #[error("{0}")]
@@ -34,6 +36,7 @@ impl ApiError {
         match self {
             ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::ContentType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Malformed(_) | ApiError::BadBody(_) | ApiError::BadRequest(_) => {
                 StatusCode::BAD_REQUEST
             }
@@ -49,12 +52,21 @@ impl ApiError {
         match self {
             ApiError::Unauthenticated => "unauthenticated",
             ApiError::TooLarge { .. } => "too_large",
+            ApiError::ContentType { .. } => "content_type",
             ApiError::Malformed(_) | ApiError::BadBody(_) | ApiError::BadRequest(_) => "malformed",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict(_) => "conflict",
             ApiError::Internal(_) => "internal",
         }
+    }
+}
+
+/// What a batch posted with another content type (or none) is told.
+fn content_type_message(found: Option<&str>) -> String {
+    match found {
+        Some(found) => format!("content type must be {BATCH_TYPE}, not {found:?}"),
+        None => format!("content type must be {BATCH_TYPE}; the request has none"),
     }
 }
 

@@ -3,6 +3,9 @@
 //!
 //! A batch with no records and no drops is a poll: a filter with nothing to ship asking for
 //! the decision set. It is answered like a batch but stores and counts nothing.
+//!
+//! A batch must be declared `application/x-plumbline-batch`; a refused batch is counted by
+//! reason and warned of with the client's address, rate-limited ([`super::refusals`]).
 
 use super::error::ApiError;
 use super::views::{ConsumersView, FiltersView, InventoryView};
@@ -11,26 +14,61 @@ use crate::config::secret::Secret;
 use crate::decide::reply;
 use crate::pipeline::{Outcome, Pipeline};
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use plumbline_wire::{Batch, CONTENT_TYPE as BATCH_TYPE};
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 type Shared = State<Arc<AppState>>;
 
+/// The client's address, when the server was started with it (see [`super::Server::run`]).
+type Remote = Option<Extension<ConnectInfo<SocketAddr>>>;
+
 /// `POST /v1/batches`.
-pub async fn post_batch(State(state): Shared, headers: HeaderMap, body: Body) -> Response {
+pub async fn post_batch(
+    State(state): Shared,
+    remote: Remote,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     match receive(&state, &headers, body).await {
         Ok(answer) => reply(&answer),
         Err(err) => {
             state.metrics.rejected(err.reason());
-            tracing::debug!(reason = err.reason(), error = %err, "batch refused");
+            let remote = remote.map(|Extension(ConnectInfo(addr))| addr);
+            log_refusal(&state, &err, remote, headers.contains_key(AUTHORIZATION));
             err.into_response()
         }
+    }
+}
+
+/// A refused batch at WARN, at most once per reason every
+/// [`super::refusals::WARN_EVERY`] with the count of those not logged since (`suppressed`),
+/// else at debug. An internal error is logged where it becomes a response.
+fn log_refusal(state: &AppState, err: &ApiError, remote: Option<SocketAddr>, token: bool) {
+    let reason = err.reason();
+    let remote = remote.map_or_else(|| "unknown".to_string(), |addr| addr.to_string());
+    let token = if token { "presented" } else { "absent" };
+    let warn = match err {
+        ApiError::Internal(_) => None,
+        _ => state.refusals.admit(reason, Instant::now()),
+    };
+    match warn {
+        Some(suppressed) => tracing::warn!(
+            reason,
+            error = %err,
+            remote = %remote,
+            token,
+            suppressed,
+            "batch refused"
+        ),
+        None => tracing::debug!(reason, error = %err, remote = %remote, token, "batch refused"),
     }
 }
 
@@ -50,6 +88,7 @@ async fn receive(
     body: Body,
 ) -> Result<Answer, ApiError> {
     authorize(headers, Some(&state.ingest_token))?;
+    check_content_type(headers)?;
     let bytes = read_body(headers, body, state.max_body_bytes).await?;
     let shared = state.clone();
     let answer = blocking(move || accept(&shared, &bytes)).await??;
@@ -113,6 +152,17 @@ fn reply(answer: &Answer) -> Response {
         answer.set.as_deref(),
     );
     ([(CONTENT_TYPE, BATCH_TYPE)], bytes).into_response()
+}
+
+/// Refuses a body not declared as a batch; parameters after `;` are ignored.
+fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let declared = headers.get(CONTENT_TYPE).map(|v| v.as_bytes());
+    let essence = declared.and_then(|v| v.split(|b| *b == b';').next());
+    if essence.is_some_and(|e| e.trim_ascii().eq_ignore_ascii_case(BATCH_TYPE.as_bytes())) {
+        return Ok(());
+    }
+    let found = declared.map(|v| String::from_utf8_lossy(v).chars().take(100).collect());
+    Err(ApiError::ContentType { found })
 }
 
 /// Reads at most `limit` bytes; a larger body (declared or actual) is refused.

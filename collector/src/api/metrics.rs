@@ -7,7 +7,13 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Reasons a batch is rejected, as metric labels.
-pub const REASONS: [&str; 4] = ["unauthenticated", "too_large", "malformed", "internal"];
+pub const REASONS: [&str; 5] = [
+    "unauthenticated",
+    "content_type",
+    "too_large",
+    "malformed",
+    "internal",
+];
 
 /// Counters since the process started.
 #[derive(Debug, Default)]
@@ -15,7 +21,7 @@ pub struct Metrics {
     accepted: AtomicU64,
     duplicates: AtomicU64,
     records: AtomicU64,
-    rejected: [AtomicU64; 4],
+    rejected: [AtomicU64; REASONS.len()],
     polls: AtomicU64,
     sets_sent: AtomicU64,
     refused_full: AtomicU64,

@@ -13,6 +13,7 @@ mod decisions;
 pub mod error;
 mod handlers;
 pub mod metrics;
+pub mod refusals;
 pub mod views;
 
 use crate::config::secret::Secret;
@@ -97,6 +98,7 @@ pub struct AppState {
     max_body_bytes: usize,
     limits: Limits,
     metrics: Metrics,
+    refusals: refusals::RefusalLog,
 }
 
 impl AppState {
@@ -179,8 +181,16 @@ pub struct Server {
 }
 
 impl Server {
-    /// Holds the data directory, loads its state, and binds the listen address.
+    /// Binds the listen address, then holds the data directory and loads its state (an
+    /// address in use so leaves a new data directory uncreated).
     pub async fn bind(config: ServeConfig) -> Result<Server, ServeError> {
+        let listener =
+            TcpListener::bind(&config.listen)
+                .await
+                .map_err(|source| ServeError::Bind {
+                    addr: config.listen.clone(),
+                    source,
+                })?;
         let mut persisted =
             Persisted::open(&config.data, true, config.settings).map_err(|e| match e {
                 StoreError::Locked { dir } => ServeError::DataInUse { dir },
@@ -189,13 +199,6 @@ impl Server {
         let now = now_ms();
         persisted.set_mode(config.policy.mode, BY_CONFIG, now)?;
         AppState::sweep(&mut persisted, now);
-        let listener =
-            TcpListener::bind(&config.listen)
-                .await
-                .map_err(|source| ServeError::Bind {
-                    addr: config.listen.clone(),
-                    source,
-                })?;
         tracing::info!(
             data = %config.data.display(),
             endpoints = persisted.pipeline.inventory.endpoints().len(),
@@ -215,6 +218,7 @@ impl Server {
             max_body_bytes: config.max_body_bytes,
             limits: Limits::default(),
             metrics: Metrics::default(),
+            refusals: refusals::RefusalLog::default(),
         };
         Ok(Server {
             listener,
@@ -234,7 +238,7 @@ impl Server {
     {
         let addr = self.local_addr()?;
         tracing::info!(%addr, "collector listening");
-        let app = router(self.state.clone());
+        let app = router(self.state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let sweeper = tokio::spawn(sweep_every(self.state.clone(), SWEEP_INTERVAL));
         let served = axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)

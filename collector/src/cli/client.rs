@@ -1,8 +1,9 @@
 //! The CLI's HTTP client of a running collector: reads the API's JSON, posts batches and
 //! decision changes.
-//! Tokens go in the `authorization` header only and never into messages.
+//! Tokens go in the `authorization` header only and never into messages; a 401 names the
+//! variable to set.
 
-use crate::config::secret::Secret;
+use crate::config::secret::{Secret, SecretSource};
 use plumbline_wire::{Batch, BatchReply, CONTENT_TYPE};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -20,7 +21,17 @@ pub enum ClientError {
     Unreachable {
         url: String,
         message: String,
-        hint: &'static str,
+        hint: String,
+    },
+    #[error(
+        "collector at {url} answered 401 ({message}): set {var} or {var}_FILE to the \
+         collector's {what}"
+    )]
+    Unauthorized {
+        url: String,
+        message: String,
+        var: &'static str,
+        what: &'static str,
     },
     #[error("collector at {url} answered {status}: {message}")]
     Status {
@@ -37,14 +48,15 @@ pub struct Client {
     agent: Agent,
     base: String,
     token: Option<Secret>,
-    hint: &'static str,
+    /// Which secret the token is, to say what to set when it is refused.
+    presents: SecretSource,
+    /// Added to the message when the collector cannot be reached.
+    hint: String,
 }
 
-/// Said when a command that could read a data directory cannot reach the collector.
-const DATA_HINT: &str = " --data DIR reads a data directory directly";
-
 impl Client {
-    pub fn new(base: &str, token: Option<Secret>) -> Self {
+    /// A client presenting `token`, which is the secret `presents`.
+    pub fn new(base: &str, token: Option<Secret>, presents: SecretSource) -> Self {
         let config = Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(60)))
@@ -53,16 +65,14 @@ impl Client {
             agent: config.into(),
             base: base.to_string(),
             token,
-            hint: DATA_HINT,
+            presents,
+            hint: String::new(),
         }
     }
 
-    /// A client for commands that only a running collector can serve (decision changes).
-    pub fn online_only(base: &str, token: Secret) -> Self {
-        Client {
-            hint: "",
-            ..Client::new(base, Some(token))
-        }
+    /// The same client, saying `hint` when the collector cannot be reached.
+    pub fn with_hint(self, hint: String) -> Self {
+        Client { hint, ..self }
     }
 
     /// `GET path`, its JSON body parsed.
@@ -137,6 +147,14 @@ impl Client {
         if (200..300).contains(&status) {
             return Ok(body);
         }
+        if status == 401 {
+            return Err(ClientError::Unauthorized {
+                url: url.to_string(),
+                message: server_message(&body),
+                var: self.presents.var(),
+                what: self.presents.what(),
+            });
+        }
         Err(ClientError::Status {
             url: url.to_string(),
             status,
@@ -167,7 +185,7 @@ impl Client {
         ClientError::Unreachable {
             url: url.to_string(),
             message: err.to_string(),
-            hint: self.hint,
+            hint: self.hint.clone(),
         }
     }
 }

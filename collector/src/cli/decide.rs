@@ -157,7 +157,8 @@ fn writer(server: &ServerArg, file: &FileConfig) -> Result<Client, CliError> {
     let token = file
         .secret(SecretSource::OperatorToken, &process_env)?
         .ok_or_else(|| SecretError::missing(SecretSource::OperatorToken))?;
-    Ok(Client::online_only(&server.url(), token))
+    let url = server.url(file, &process_env);
+    Ok(Client::new(&url, Some(token), SecretSource::OperatorToken))
 }
 
 /// One decision in words: `block consumer ab12… with 403 until T (reason)`.

@@ -1,41 +1,94 @@
-//! `plumbline ingest`: reads log files and feeds their records either straight into a data
-//! directory (`--data`) or to a running collector as batches (`--server`, with
+//! `plumbline ingest`: reads log files (or standard input, `-`) and feeds their records either
+//! straight into a data directory (`--data`) or to a running collector as batches (with
 //! `PLUMBLINE_INGEST_TOKEN`). Consumer ids are keyed hashes made with the salt
 //! (`PLUMBLINE_SALT`), which must be the filters' salt for ids to match.
+//!
+//! Nothing is stored before every input has been checked: each file exists, is a regular
+//! file, can be read, and its first lines read in the format given; a collector answers and
+//! takes the token. A file with lines but no record read fails the command with a hint that
+//! `--format` may be wrong; one with more bad lines than records gets a warning. Ingesting adds
+//! records, so the same file ingested twice is counted twice.
 //!
 //! Batches sent to a collector come from node `plumbline-ingest` with a random instance id,
 //! so they show in `/v1/filters`; offline ingest records no filter instance.
 
 use super::client::Client;
-use super::{CliError, IngestArgs, Target};
+use super::{offline_hint, CliError, IngestArgs, Target};
 use crate::config::secret::{Secret, SecretError, SecretSource};
 use crate::config::{process_env, FileConfig};
 use crate::ingest::entry::{to_batch, Entry};
-use crate::ingest::logfile::{self, FileReport, Options, EXAMPLES};
+use crate::ingest::logfile::{self, FileError, FileReport, Options, EXAMPLES};
+use crate::ingest::LineError;
 use crate::store::persisted::Persisted;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Node name of batches posted by this command.
 pub const NODE: &str = "plumbline-ingest";
+/// Lines of each file read before anything is stored, to tell a wrong `--format`.
+pub const PROBE_LINES: u64 = 50;
+/// How standard input is named in reports.
+const STDIN_NAME: &str = "(standard input)";
 
 type Sink<'a> =
     Box<dyn FnMut(&[Entry]) -> Result<(), Box<dyn std::error::Error + Send + Sync>> + 'a>;
+
+/// Why `plumbline ingest` read nothing in, or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("cannot read log file {path}: {source}; nothing was ingested")]
+    Open {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("log file {path} is a directory; nothing was ingested")]
+    Directory { path: PathBuf },
+    #[error(
+        "log file {path} is not a regular file; nothing was ingested (to read a pipe, give - \
+         and send it to standard input)"
+    )]
+    NotRegular { path: PathBuf },
+    #[error("- (standard input) is given more than once")]
+    StdinTwice,
+    #[error(
+        "{path}: none of its first {lines} lines reads as --format {format} (line {line}: \
+         {error}), so nothing was ingested; is --format right?{suggestion}"
+    )]
+    WrongFormat {
+        path: PathBuf,
+        lines: u64,
+        format: &'static str,
+        line: u64,
+        error: LineError,
+        suggestion: String,
+    },
+    #[error(transparent)]
+    File(#[from] FileError),
+}
+
+/// One input of the command, checked.
+enum Input<'a> {
+    Stdin,
+    File(&'a Path),
+}
 
 pub fn run(args: &IngestArgs, file: &FileConfig) -> Result<ExitCode, CliError> {
     super::init_tracing("warn");
     let salt = file
         .secret(SecretSource::Salt, &process_env)?
         .ok_or_else(|| SecretError::missing(SecretSource::Salt))?;
-    match args.source.target() {
+    let options = options(args, &salt);
+    let inputs = check_inputs(&args.files, options)?;
+    match args.source.target(file, &process_env) {
         Target::Data(dir) => {
             let mut persisted = Persisted::open(&dir, true, file.settings()?)?;
             let sink: Sink<'_> = Box::new(|entries| {
                 persisted.apply_records(&to_batch(entries))?;
                 Ok(())
             });
-            let code = ingest_all(args, &salt, sink);
+            let code = ingest_all(&inputs, options, sink);
             persisted.close()?;
             Ok(code)
         }
@@ -43,9 +96,83 @@ pub fn run(args: &IngestArgs, file: &FileConfig) -> Result<ExitCode, CliError> {
             let token = file
                 .secret(SecretSource::IngestToken, &process_env)?
                 .ok_or_else(|| SecretError::missing(SecretSource::IngestToken))?;
-            let client = Client::new(&url, Some(token));
-            Ok(ingest_all(args, &salt, poster(&client)))
+            let client = Client::new(&url, Some(token), SecretSource::IngestToken)
+                .with_hint(offline_hint(&process_env));
+            client.post_batch(&to_batch(&[]))?;
+            Ok(ingest_all(&inputs, options, poster(&client)))
         }
+    }
+}
+
+fn options<'a>(args: &'a IngestArgs, salt: &'a Secret) -> Options<'a> {
+    Options {
+        format: args.format.into(),
+        salt: salt.expose(),
+        host: &args.host,
+    }
+}
+
+/// Every input checked before any is read in: `-` at most once; each file exists, is a
+/// regular file, can be read, and its first [`PROBE_LINES`] lines are not all bad.
+fn check_inputs<'a>(
+    files: &'a [PathBuf],
+    options: Options<'_>,
+) -> Result<Vec<Input<'a>>, IngestError> {
+    let mut inputs = Vec::with_capacity(files.len());
+    let mut stdin = false;
+    for path in files {
+        if path.as_os_str() == "-" {
+            if std::mem::replace(&mut stdin, true) {
+                return Err(IngestError::StdinTwice);
+            }
+            inputs.push(Input::Stdin);
+        } else {
+            check_file(path, options)?;
+            inputs.push(Input::File(path));
+        }
+    }
+    Ok(inputs)
+}
+
+fn check_file(path: &Path, options: Options<'_>) -> Result<(), IngestError> {
+    let open = |source| IngestError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(open)?;
+    if meta.is_dir() {
+        return Err(IngestError::Directory {
+            path: path.to_path_buf(),
+        });
+    }
+    if !meta.is_file() {
+        return Err(IngestError::NotRegular {
+            path: path.to_path_buf(),
+        });
+    }
+    let report = logfile::probe(path, options, PROBE_LINES).map_err(|e| match e {
+        FileError::Read { source, .. } => open(source),
+        other => IngestError::File(other),
+    })?;
+    match report.examples.first() {
+        Some((line, error)) if report.none_read() => Err(IngestError::WrongFormat {
+            path: path.to_path_buf(),
+            lines: report.lines,
+            format: options.format.name(),
+            line: *line,
+            error: error.clone(),
+            suggestion: suggestion(&report, options),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// ` --format OTHER reads them` when the first bad line reads in the other format.
+fn suggestion(report: &FileReport, options: Options<'_>) -> String {
+    if report.other_format_reads {
+        format!(" --format {} reads them", options.format.other().name())
+    } else {
+        String::new()
     }
 }
 
@@ -64,20 +191,25 @@ fn poster(client: &Client) -> Sink<'_> {
     })
 }
 
-/// Every file through the sink; a file that cannot be read is reported and skipped.
-fn ingest_all(args: &IngestArgs, salt: &Secret, mut sink: Sink<'_>) -> ExitCode {
-    let options = Options {
-        format: args.format.into(),
-        salt: salt.expose(),
-        host: &args.host,
-    };
+/// Every input through the sink, reported; stops at the first that cannot be read in. Fails
+/// when an input had lines but gave no record.
+fn ingest_all(inputs: &[Input<'_>], options: Options<'_>, mut sink: Sink<'_>) -> ExitCode {
     let mut failed = false;
-    for path in &args.files {
-        match logfile::ingest_file(path, options, &mut sink) {
-            Ok(report) => print_report(&report),
+    for (done, input) in inputs.iter().enumerate() {
+        let read = match input {
+            Input::Stdin => {
+                let stdin = std::io::stdin().lock();
+                let name = Path::new(STDIN_NAME);
+                logfile::ingest_reader(name, stdin, options, u64::MAX, &mut sink)
+            }
+            Input::File(path) => logfile::ingest_file(path, options, &mut sink),
+        };
+        match read {
+            Ok(report) => failed |= !judge(&report, options),
             Err(err) => {
-                eprintln!("plumbline: {err}");
-                failed = true;
+                let left = inputs.len() - done - 1;
+                eprintln!("plumbline: {err}; stopped, {left} more inputs not read");
+                return ExitCode::FAILURE;
             }
         }
     }
@@ -86,6 +218,28 @@ fn ingest_all(args: &IngestArgs, salt: &Secret, mut sink: Sink<'_>) -> ExitCode 
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// Prints the report; false when nothing of a file with lines could be read.
+fn judge(report: &FileReport, options: Options<'_>) -> bool {
+    print_report(report);
+    let path = report.path.display();
+    let format = options.format.name();
+    let suggestion = suggestion(report, options);
+    if report.none_read() {
+        eprintln!(
+            "plumbline: {path}: no line reads as --format {format}; is --format right?{suggestion}"
+        );
+        return false;
+    }
+    if report.mostly_bad() {
+        eprintln!(
+            "plumbline: warning: {path}: {} of {} lines are bad, more than were read; is \
+             --format {format} right?{suggestion}",
+            report.bad, report.lines
+        );
+    }
+    true
 }
 
 fn print_report(report: &FileReport) {

@@ -3,7 +3,7 @@
 
 use super::client::Client;
 use super::table::{number, render, text};
-use super::{CliError, ConsumersArgs, QueryArgs, Source, Target};
+use super::{offline_hint, CliError, ConsumersArgs, QueryArgs, Source, Target};
 use crate::api::views::{ConsumersView, FiltersView, InventoryView};
 use crate::config::secret::{SecretError, SecretSource};
 use crate::config::{process_env, FileConfig};
@@ -28,10 +28,14 @@ pub fn inventory(args: &QueryArgs, file: &FileConfig) -> Result<ExitCode, CliErr
 /// `plumbline consumers`.
 pub fn consumers(args: &ConsumersArgs, file: &FileConfig) -> Result<ExitCode, CliError> {
     let q = &args.query;
+    let wanted = args
+        .key
+        .as_deref()
+        .map(|k| key_to_id(k, file))
+        .transpose()?;
     let mut view: ConsumersView = fetch(&q.source, file, "/v1/consumers", ConsumersView::of)?;
     let mut code = ExitCode::SUCCESS;
-    if let Some(key) = &args.key {
-        let id = key_to_id(key, file)?;
+    if let Some(id) = wanted {
         view.consumers.retain(|c| c.id == id);
         if view.consumers.is_empty() {
             eprintln!("plumbline: no consumer has the id {id} (the key hashed with the salt)");
@@ -76,10 +80,12 @@ pub(super) fn fetch_state<T: DeserializeOwned>(
     path: &str,
     build: impl FnOnce(&mut Persisted) -> Result<T, CliError>,
 ) -> Result<T, CliError> {
-    match source.target() {
+    match source.target(file, &process_env) {
         Target::Server(url) => {
             let token = file.secret(SecretSource::OperatorToken, &process_env)?;
-            Ok(Client::new(&url, token).get_json(path)?)
+            let client = Client::new(&url, token, SecretSource::OperatorToken)
+                .with_hint(offline_hint(&process_env));
+            Ok(client.get_json(path)?)
         }
         Target::Data(dir) => {
             let mut persisted = Persisted::open(&dir, false, file.settings()?)?;
@@ -92,10 +98,10 @@ pub(super) fn fetch_state<T: DeserializeOwned>(
 
 /// The consumer id of a raw key (`-`: read from stdin), with the configured salt.
 fn key_to_id(key: &str, file: &FileConfig) -> Result<String, CliError> {
+    let raw = super::read_key(key)?;
     let salt = file
         .secret(SecretSource::Salt, &process_env)?
         .ok_or_else(|| SecretError::missing(SecretSource::Salt))?;
-    let raw = super::read_key(key)?;
     Ok(consumer_id(salt.expose(), raw.as_bytes()).to_string())
 }
 

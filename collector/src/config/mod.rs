@@ -2,8 +2,9 @@
 //! salt) read from environment variables or files, never from the command line.
 //!
 //! Precedence: command-line flag, then environment variable, then config file, then default.
-//! For a secret: `PLUMBLINE_X`, then the file named by `PLUMBLINE_X_FILE`, then the file named
-//! by the config file's `x_file`. A secret file's trailing newline is ignored.
+//! For a secret: `PLUMBLINE_X`, then the file named by `PLUMBLINE_X_FILE` (both set is refused
+//! as ambiguous), then the file named by the config file's `x_file`. A secret file's trailing
+//! newline is ignored.
 
 pub mod secret;
 
@@ -30,13 +31,14 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("config file {path} is not valid: {message}")]
+    /// `message` holds the line and column, and the key when the value was of the wrong type.
+    #[error("config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
-    #[error("config value {key} = {value} is out of range ({expected})")]
+    #[error("config value {key} = {value} is too small: it must be at least {min}")]
     Range {
         key: &'static str,
         value: usize,
-        expected: &'static str,
+        min: usize,
     },
     #[error(transparent)]
     Secret(#[from] secret::SecretError),
@@ -97,7 +99,7 @@ impl FileConfig {
         })?;
         toml::from_str(&text).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
-            message: e.message().to_string(),
+            message: parse_message(&text, &e),
         })
     }
 
@@ -179,17 +181,75 @@ fn at_least(
     min: usize,
 ) -> Result<Option<usize>, ConfigError> {
     match value {
-        Some(v) if v < min => Err(ConfigError::Range {
-            key,
-            value: v,
-            expected: if min == 1 {
-                "at least 1"
-            } else {
-                "at least 2 (1024 for max_body_bytes)"
-            },
-        }),
+        Some(v) if v < min => Err(ConfigError::Range { key, value: v, min }),
         other => Ok(other),
     }
+}
+
+/// A TOML error on one line: where it is (`line L, column C`), the key whose value has the
+/// wrong type when there is one, and what was wrong in words rather than Rust types.
+fn parse_message(text: &str, err: &toml::de::Error) -> String {
+    let what = err
+        .message()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let what = plain_types(&what);
+    let Some(start) = err.span().map(|s| s.start).filter(|s| *s <= text.len()) else {
+        return what;
+    };
+    let before = text.get(..start).unwrap_or_default();
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before.get(line_start..).unwrap_or_default().chars().count() + 1;
+    match key_before(before) {
+        Some(key) => format!("line {line}, column {column}: key {key}: {what}"),
+        None => format!("line {line}, column {column}: {what}"),
+    }
+}
+
+/// The key assigned the value that starts where `before` ends (`key = ` on the same line),
+/// with the table it is in: `inventory.param_threshold`. None when the error is not in a
+/// value (an unknown key, a syntax error) or the key cannot be told with certainty.
+fn key_before(before: &str) -> Option<String> {
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let (lhs, rest) = before.get(line_start..)?.rsplit_once('=')?;
+    if !rest.trim().is_empty() {
+        return None;
+    }
+    let mut parts: Vec<&str> = Vec::new();
+    let table = before
+        .get(..line_start)?
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['));
+    if let Some(table) = table {
+        parts.push(table.trim_matches(['[', ']']).trim());
+    }
+    if let Some((outer, inner)) = lhs.split_once('{') {
+        parts.push(outer.trim().trim_end_matches('=').trim());
+        parts.push(inner.rsplit(',').next()?.trim());
+    } else {
+        parts.push(lhs.trim());
+    }
+    let bare = |k: &&str| {
+        !k.is_empty()
+            && k.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    };
+    parts.iter().all(bare).then(|| parts.join("."))
+}
+
+/// serde's names of integer types (`expected usize`) as a reader of the config knows them.
+fn plain_types(message: &str) -> String {
+    let mut out = message.to_string();
+    for ty in ["usize", "u64", "u32", "u16", "u8", "i64", "i32"] {
+        out = out.replace(&format!("expected {ty}"), "expected an integer");
+    }
+    out
 }
 
 /// The process environment, as the secret readers take it.
@@ -264,6 +324,73 @@ mod tests {
     fn an_unknown_key_is_refused_by_name() {
         let err = toml::from_str::<FileConfig>("listn = \"x\"").unwrap_err();
         assert!(err.message().contains("listn"), "{}", err.message());
+    }
+
+    /// The message `FileConfig::load` gives for `text`.
+    fn parse_error(text: &str) -> String {
+        let err = toml::from_str::<FileConfig>(text).unwrap_err();
+        parse_message(text, &err)
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_is_named_by_key_line_and_column_in_plain_words() {
+        // Before, the message was only `invalid type: string "big", expected usize`.
+        let dir = crate::store::tests::TempDir::new("config");
+        let path = dir.path().join("bad.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:1\"\nmax_body_bytes = \"big\"\n",
+        )
+        .unwrap();
+        let err = FileConfig::load(Some(&path)).unwrap_err().to_string();
+        let expected = "bad.toml: line 2, column 18: key max_body_bytes: invalid type: \
+                        string \"big\", expected an integer";
+        assert!(err.ends_with(expected), "{err}");
+        assert!(!err.contains('\n'), "{err}");
+    }
+
+    #[test]
+    fn a_wrong_value_in_a_table_or_inline_table_is_named_with_its_table() {
+        // Before, the key was not named at all.
+        let in_table = parse_error("[inventory]\nparam_threshold = true");
+        assert!(
+            in_table.starts_with("line 2, column 19: key inventory.param_threshold: "),
+            "{in_table}"
+        );
+        let inline = parse_error("inventory = { max_hosts = 1, param_threshold = \"x\" }");
+        assert!(
+            inline.contains("key inventory.param_threshold: invalid type: string \"x\""),
+            "{inline}"
+        );
+    }
+
+    #[test]
+    fn a_syntax_error_names_its_line_and_column_on_one_line() {
+        // Before, the line and column were dropped with the rest of toml's report.
+        let err = parse_error("listen = \"127.0.0.1:1\"\nmax_body_bytes = \n");
+        assert!(
+            err.starts_with("line 2, column 18: key max_body_bytes: invalid string"),
+            "{err}"
+        );
+        assert!(!err.contains('\n'), "{err}");
+        let header = parse_error("listen = \"a\"\n\n[inventory\n");
+        assert!(header.starts_with("line 3, column "), "{header}");
+        let unknown = parse_error("\nlistn = 1");
+        assert!(
+            unknown.starts_with("line 2, column 1: unknown field `listn`"),
+            "{unknown}"
+        );
+    }
+
+    #[test]
+    fn a_value_below_its_minimum_says_the_minimum_in_plain_words() {
+        // Before: `is out of range (at least 2 (1024 for max_body_bytes))`.
+        let config: FileConfig = toml::from_str("max_body_bytes = 0").unwrap();
+        let err = config.max_body_bytes().unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "config value max_body_bytes = 0 is too small: it must be at least 1024"
+        );
     }
 
     #[test]

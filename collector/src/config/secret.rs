@@ -31,7 +31,7 @@ impl SecretSource {
         }
     }
 
-    fn what(self) -> &'static str {
+    pub(crate) fn what(self) -> &'static str {
         match self {
             SecretSource::IngestToken => "ingest token",
             SecretSource::OperatorToken => "operator token",
@@ -51,6 +51,11 @@ pub enum SecretError {
     },
     #[error("the {what} from {origin} is empty")]
     Empty { what: &'static str, origin: String },
+    #[error("both {var} and {var}_FILE are set, so the {what} is ambiguous: unset one of them")]
+    Ambiguous {
+        what: &'static str,
+        var: &'static str,
+    },
     #[error("no {what} configured: set {var} or {var}_FILE (or {key} in the config file)")]
     Missing {
         what: &'static str,
@@ -101,17 +106,25 @@ impl fmt::Debug for Secret {
 }
 
 /// Reads a secret: the variable, else the file it names with `_FILE`, else `config_file`.
+/// Both variables set is an error: which one the operator meant cannot be told.
 pub fn read(
     which: SecretSource,
     env: &dyn Fn(&str) -> Option<String>,
     config_file: Option<&Path>,
 ) -> Result<Option<Secret>, SecretError> {
     let var = which.var();
-    if let Some(value) = env(var).filter(|v| !v.is_empty()) {
+    let file_var = format!("{var}_FILE");
+    let value = env(var).filter(|v| !v.is_empty());
+    let named = env(&file_var).filter(|v| !v.is_empty()).map(PathBuf::from);
+    if value.is_some() && named.is_some() {
+        return Err(SecretError::Ambiguous {
+            what: which.what(),
+            var,
+        });
+    }
+    if let Some(value) = value {
         return Ok(Some(Secret::new(value)));
     }
-    let file_var = format!("{var}_FILE");
-    let named = env(&file_var).filter(|v| !v.is_empty()).map(PathBuf::from);
     let (path, origin) = match (named, config_file) {
         (Some(path), _) => (path, file_var),
         (None, Some(path)) => (path.to_path_buf(), which.file_key().to_string()),
@@ -163,23 +176,37 @@ mod tests {
     }
 
     #[test]
-    fn the_variable_wins_over_the_file_and_a_file_drops_its_newline() {
+    fn the_variable_wins_over_the_config_file_and_a_file_drops_its_newline() {
         let dir = TempDir::new("secret");
         let file = dir.path().join("token");
         std::fs::write(&file, "from-file\n").unwrap();
         let path = file.to_string_lossy().to_string();
-        let both = |name: &str| match name {
-            "PLUMBLINE_SALT" => Some("from-var".to_string()),
-            "PLUMBLINE_SALT_FILE" => Some(path.clone()),
-            _ => None,
-        };
-        let secret = read(SecretSource::Salt, &both, None).unwrap().unwrap();
+        let var_only = |name: &str| (name == "PLUMBLINE_SALT").then(|| "from-var".to_string());
+        let secret = read(SecretSource::Salt, &var_only, Some(&file))
+            .unwrap()
+            .unwrap();
         assert_eq!(secret.expose(), b"from-var");
         let file_only = |name: &str| (name == "PLUMBLINE_SALT_FILE").then(|| path.clone());
         let secret = read(SecretSource::Salt, &file_only, None).unwrap().unwrap();
         assert_eq!(secret.expose(), b"from-file");
         let config_only = read(SecretSource::Salt, &|_| None, Some(&file)).unwrap();
         assert_eq!(config_only.unwrap().expose(), b"from-file");
+    }
+
+    #[test]
+    fn a_secret_set_both_in_its_variable_and_its_file_variable_is_refused_naming_both() {
+        // Before, the variable silently won and the file was ignored.
+        let both = |name: &str| match name {
+            "PLUMBLINE_OPERATOR_TOKEN" => Some("from-var".to_string()),
+            "PLUMBLINE_OPERATOR_TOKEN_FILE" => Some("token-file".to_string()),
+            _ => None,
+        };
+        let err = read(SecretSource::OperatorToken, &both, None).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "both PLUMBLINE_OPERATOR_TOKEN and PLUMBLINE_OPERATOR_TOKEN_FILE are set, so the \
+             operator token is ambiguous: unset one of them"
+        );
     }
 
     #[test]

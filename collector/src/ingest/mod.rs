@@ -33,3 +33,21 @@ pub enum Format {
     /// Envoy access log with a JSON format, one object per line.
     EnvoyJson,
 }
+
+impl Format {
+    /// The format's name on the command line (`--format`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Combined => "combined",
+            Format::EnvoyJson => "envoy-json",
+        }
+    }
+
+    /// The format that is not this one, to suggest when this one reads nothing.
+    pub fn other(self) -> Format {
+        match self {
+            Format::Combined => Format::EnvoyJson,
+            Format::EnvoyJson => Format::Combined,
+        }
+    }
+}

@@ -23,6 +23,11 @@ impl DataDir {
             dir: path.to_path_buf(),
             source,
         };
+        if path.exists() && !path.is_dir() {
+            return Err(StoreError::NotADirectory {
+                dir: path.to_path_buf(),
+            });
+        }
         if create {
             fs::create_dir_all(path).map_err(io)?;
         } else if !path.is_dir() {
@@ -67,6 +72,21 @@ mod tests {
         assert!(second.to_string().contains("in use by a running collector"));
         drop(first);
         assert!(DataDir::acquire(dir.path(), false).is_ok());
+    }
+
+    #[test]
+    fn a_file_given_as_the_data_directory_is_refused_as_not_a_directory() {
+        // Before: "does not exist" when reading, "File exists (os error 17)" when serving.
+        let dir = TempDir::new("not-a-dir");
+        let file = dir.path().join("plain");
+        std::fs::write(&file, "x").unwrap();
+        for create in [false, true] {
+            let err = DataDir::acquire(&file, create).unwrap_err();
+            assert!(
+                err.to_string().ends_with("plain is not a directory"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub enum StoreError {
     Locked { dir: PathBuf },
     #[error("data directory {dir} does not exist")]
     Missing { dir: PathBuf },
+    #[error("data directory {dir} is not a directory")]
+    NotADirectory { dir: PathBuf },
     #[error("cannot use data directory {dir}: {source}")]
     Io {
         dir: PathBuf,

@@ -228,6 +228,8 @@ pub fn plumbline_with_stdin(args: &[&str], env: &[(&str, &str)], stdin: Option<&
         "PLUMBLINE_SALT_FILE",
         "PLUMBLINE_OPERATOR_TOKEN",
         "PLUMBLINE_OPERATOR_TOKEN_FILE",
+        "PLUMBLINE_INGEST_TOKEN",
+        "PLUMBLINE_INGEST_TOKEN_FILE",
     ] {
         command.env_remove(var);
     }
