@@ -180,6 +180,12 @@ impl Engine {
         self.window_start
     }
 
+    /// Gives an endpoint a new path for evidence: the collector's inventory renamed it (a
+    /// position became a parameter) or merged it into another. Unknown endpoints are ignored.
+    pub fn describe_endpoint(&mut self, endpoint: u32, path: &str) {
+        self.table.describe(endpoint, path);
+    }
+
     fn advance(&mut self, now: u64) {
         let w = self.config.window_ms;
         let Some(start) = self.window_start else {

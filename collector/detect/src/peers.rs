@@ -69,6 +69,17 @@ impl EndpointTable {
         }
     }
 
+    /// Gives an endpoint already described a new path (its template changed, or it was merged
+    /// into another); an endpoint not described yet is left alone.
+    pub fn describe(&mut self, endpoint: u32, path: &str) {
+        if let Some(info) = self.endpoints.get_mut(&endpoint) {
+            let path = truncate(path, MAX_PATH);
+            if info.path != path {
+                info.path = path.to_string();
+            }
+        }
+    }
+
     /// Notes that a consumer called this endpoint for the first time; returns how many
     /// consumers had called it before.
     pub fn add_user(&mut self, endpoint: u32, path: &str) -> u32 {
