@@ -1,10 +1,15 @@
 //! Collector hot path: decoding a batch and running it through the pipeline (inventory,
 //! consumers, filter window), in records per second, on traffic shaped like a partner API
 //! (owner/repository names, numeric ids, SHAs, 25 consumers). The state is warmed first, so
-//! this measures steady state: known endpoints, no new templates.
+//! this measures steady state: known endpoints, no new templates. The `_with_detection`
+//! variant adds building each record's observation and the detection engine's update (the
+//! records stay in one window, so closing windows is not part of it).
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use plumbline_collector::detect::config::DetectSettings;
+use plumbline_collector::detect::Detection;
 use plumbline_collector::pipeline::{Pipeline, Settings};
+use plumbline_detect::Engine;
 use plumbline_wire::{consumer_id, Batch, BatchBuilder, Limits, Method, Record};
 
 const RECORDS: usize = 10_000;
@@ -97,6 +102,16 @@ fn decode_and_apply(c: &mut Criterion) {
     group.bench_function("apply_10k_records", |bench| {
         let decoded = Batch::decode(&bytes, &limits).unwrap();
         bench.iter(|| pipeline.apply_records(&decoded))
+    });
+
+    let settings = DetectSettings::default();
+    let engine = Engine::new(settings.engine.clone()).unwrap();
+    pipeline.detect = Some(Detection::new(engine, 0, &settings.sensitive_words));
+    group.bench_function("decode_and_apply_10k_records_with_detection", |bench| {
+        bench.iter(|| {
+            let decoded = Batch::decode(&bytes, &limits).unwrap();
+            pipeline.apply_records(&decoded)
+        })
     });
     group.finish();
 }

@@ -5,6 +5,7 @@
 //!
 //! One module per stage: [`ingest`] (batches and log files), [`inventory`], [`consumers`],
 //! [`filters`] (reporting filter instances), [`pipeline`] (a batch through all of them),
+//! [`detect`] (behavioural baselines and alerts, with the `plumbline-detect` engine),
 //! [`decide`] (decisions, their versioned set for filters, the policy and the audit log),
 //! [`store`] (SQLite), [`api`] (HTTP), [`cli`] and [`config`].
 
@@ -13,6 +14,7 @@ pub mod cli;
 pub mod config;
 pub mod consumers;
 pub mod decide;
+pub mod detect;
 pub mod filters;
 pub mod ingest;
 pub mod inventory;

@@ -29,9 +29,9 @@ type Shared = State<Arc<AppState>>;
 /// Largest decision request body.
 const MAX_REQUEST_BYTES: usize = 64 * 1024;
 
-const NO_OPERATOR_TOKEN: &str = "decision changes need an operator token and this collector \
-     has none: set PLUMBLINE_OPERATOR_TOKEN or PLUMBLINE_OPERATOR_TOKEN_FILE (or \
-     operator_token_file in the config file) and restart it";
+const NO_OPERATOR_TOKEN: &str = "decision changes and alert acknowledgements need an operator \
+     token and this collector has none: set PLUMBLINE_OPERATOR_TOKEN or \
+     PLUMBLINE_OPERATOR_TOKEN_FILE (or operator_token_file in the config file) and restart it";
 
 const NO_SALT: &str = "this collector has no salt, so it cannot hash a key: set PLUMBLINE_SALT \
      or PLUMBLINE_SALT_FILE (or salt_file in the config file), or name the consumer by id";
@@ -153,7 +153,7 @@ fn audit_limit(query: Option<&str>) -> Result<usize, ApiError> {
 }
 
 /// Writes need the operator token, and a collector without one refuses them.
-fn authorize_write(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(super) fn authorize_write(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     match &state.operator_token {
         Some(token) => authorize(headers, Some(token)),
         None => Err(ApiError::Forbidden(NO_OPERATOR_TOKEN.to_string())),

@@ -116,9 +116,11 @@ fn accept(state: &AppState, bytes: &[u8]) -> Result<Answer, ApiError> {
     let outcome = if poll {
         Outcome::default()
     } else {
-        persisted
+        let outcome = persisted
             .apply_batch(&batch, now)
-            .map_err(|e| ApiError::Internal(e.to_string()))?
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        state.settle_records(persisted, now);
+        outcome
     };
     AppState::sweep(persisted, now);
     let version = persisted.decisions.version();
@@ -267,9 +269,10 @@ pub async fn metrics(State(state): Shared) -> Result<Response, ApiError> {
     let shared = state.clone();
     let text = blocking(move || {
         let guard = shared.lock();
-        guard
-            .as_ref()
-            .map(|p| shared.metrics.render(&p.pipeline, &p.decisions))
+        guard.as_ref().map(|p| {
+            let text = shared.metrics.render(&p.pipeline, &p.decisions);
+            text + &super::alerts::render_metrics(&shared, &p.pipeline)
+        })
     })
     .await?
     .unwrap_or_default();

@@ -2,13 +2,15 @@
 //! filter's is another version); `GET /v1/inventory`, `/v1/consumers`, `/v1/filters`,
 //! `/v1/decisions` and `/v1/audit` for operators; `POST /v1/decisions`,
 //! `POST /v1/decisions/remove` and `DELETE /v1/decisions/{id}` for operators holding the
-//! operator token; `/healthz` and `/metrics`.
+//! operator token; `GET /v1/alerts` and `POST /v1/alerts/{id}/ack` ([`alerts`]); `/healthz`
+//! and `/metrics`.
 //!
 //! The server holds the data directory for its whole life, loads the state at start, writes
 //! it after every stored batch and decision change, removes expired decisions every
 //! [`SWEEP_INTERVAL`] (and before every read of the set), and writes and closes the state once
 //! more on shutdown. This is one of the edges that reads the clock.
 
+pub mod alerts;
 mod decisions;
 pub mod error;
 mod handlers;
@@ -20,6 +22,8 @@ use crate::config::secret::Secret;
 use crate::decide::policy::{Policy, PolicyAlert};
 use crate::decide::view::subject_text;
 use crate::decide::BY_CONFIG;
+use crate::detect::config::DetectSettings;
+use crate::detect::sink::{SinkError, Sinks};
 use crate::pipeline::Settings;
 use crate::store::persisted::{AlertOutcome, ChangeError, Persisted};
 use crate::store::StoreError;
@@ -37,6 +41,9 @@ use tokio::net::TcpListener;
 /// How often expired decisions are removed (they are also removed before every read).
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
+/// How long a stopping server waits for the alerts webhook to deliver what it holds.
+const SINKS_CLOSE_WAIT: Duration = Duration::from_secs(5);
+
 /// Everything `plumbline serve` needs, resolved from flags, environment and config file.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
@@ -49,6 +56,8 @@ pub struct ServeConfig {
     /// The filters' salt, to hash raw keys named in decision requests.
     pub salt: Option<Secret>,
     pub policy: Policy,
+    /// Detection, its alerts' sinks and how often baselines are saved.
+    pub detect: DetectSettings,
 }
 
 impl ServeConfig {
@@ -64,6 +73,7 @@ impl ServeConfig {
             operator_token: None,
             salt: None,
             policy: Policy::default(),
+            detect: DetectSettings::default(),
         }
     }
 }
@@ -85,6 +95,8 @@ pub enum ServeError {
     },
     #[error("server failed: {0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Sinks(#[from] SinkError),
 }
 
 /// State shared by the handlers.
@@ -95,6 +107,8 @@ pub struct AppState {
     operator_token: Option<Secret>,
     salt: Option<Secret>,
     policy: Policy,
+    detect: DetectSettings,
+    sinks: Sinks,
     max_body_bytes: usize,
     limits: Limits,
     metrics: Metrics,
@@ -168,6 +182,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/decisions/remove", post(decisions::remove))
         .route("/v1/decisions/{id}", delete(decisions::delete))
         .route("/v1/audit", get(decisions::audit))
+        .route("/v1/alerts", get(alerts::list))
+        .route("/v1/alerts/{id}/ack", post(alerts::ack))
         .route("/healthz", get(handlers::healthz))
         .route("/metrics", get(handlers::metrics))
         .with_state(state)
@@ -199,6 +215,8 @@ impl Server {
         let now = now_ms();
         persisted.set_mode(config.policy.mode, BY_CONFIG, now)?;
         AppState::sweep(&mut persisted, now);
+        crate::detect::flow::enable(&mut persisted, &config.detect, now)?;
+        let sinks = Sinks::open(&config.detect.alerts)?;
         tracing::info!(
             data = %config.data.display(),
             endpoints = persisted.pipeline.inventory.endpoints().len(),
@@ -215,6 +233,8 @@ impl Server {
             operator_token: config.operator_token,
             salt: config.salt,
             policy: config.policy,
+            detect: config.detect,
+            sinks,
             max_body_bytes: config.max_body_bytes,
             limits: Limits::default(),
             metrics: Metrics::default(),
@@ -240,13 +260,19 @@ impl Server {
         tracing::info!(%addr, "collector listening");
         let app = router(self.state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let sweeper = tokio::spawn(sweep_every(self.state.clone(), SWEEP_INTERVAL));
+        let ticker = tokio::spawn(alerts::tick_every(self.state.clone()));
         let served = axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await;
         sweeper.abort();
+        ticker.abort();
         served?;
         let state = self.state.clone();
-        let closed = tokio::task::spawn_blocking(move || close(&state)).await;
+        let closed = tokio::task::spawn_blocking(move || {
+            state.sinks.close(SINKS_CLOSE_WAIT);
+            close(&state)
+        })
+        .await;
         closed.map_err(|e| ServeError::Io(std::io::Error::other(e)))??;
         tracing::info!(data = %self.data.display(), "collector stopped; state saved");
         Ok(())

@@ -9,13 +9,18 @@
 //! `--format` may be wrong; one with more bad lines than records gets a warning. Ingesting adds
 //! records, so the same file ingested twice is counted twice.
 //!
+//! Offline, detection runs on the records' own times as they are read (see
+//! [`crate::detect::flow::Offline`]), so `plumbline alerts --data` then shows what replaying
+//! the log raised; sent to a collector, the records go through its detection.
+//!
 //! Batches sent to a collector come from node `plumbline-ingest` with a random instance id,
 //! so they show in `/v1/filters`; offline ingest records no filter instance.
 
 use super::client::Client;
 use super::{offline_hint, CliError, IngestArgs, Target};
 use crate::config::secret::{Secret, SecretError, SecretSource};
-use crate::config::{process_env, FileConfig};
+use crate::config::{process_env, ConfigError, FileConfig};
+use crate::detect::flow::Offline;
 use crate::ingest::entry::{to_batch, Entry};
 use crate::ingest::logfile::{self, FileError, FileReport, Options, EXAMPLES};
 use crate::ingest::LineError;
@@ -84,11 +89,15 @@ pub fn run(args: &IngestArgs, file: &FileConfig) -> Result<ExitCode, CliError> {
     match args.source.target(file, &process_env) {
         Target::Data(dir) => {
             let mut persisted = Persisted::open(&dir, true, file.settings()?)?;
+            let detect = file.detect_settings().map_err(ConfigError::from)?;
+            let detection = Offline::start(&mut persisted, &detect, file.policy()?)?;
             let sink: Sink<'_> = Box::new(|entries| {
                 persisted.apply_records(&to_batch(entries))?;
+                detection.after_chunk(&mut persisted);
                 Ok(())
             });
             let code = ingest_all(&inputs, options, sink);
+            detection.finish();
             persisted.close()?;
             Ok(code)
         }

@@ -1,6 +1,6 @@
 //! The `plumbline` command line: `serve`, the read commands (`inventory`, `consumers`,
-//! `filters`, `decisions`, `audit`), `ingest`, and the decision commands (`block`, `throttle`,
-//! `unblock`).
+//! `filters`, `decisions`, `audit`, `alerts`), `ingest`, the decision commands (`block`,
+//! `throttle`, `unblock`) and `ack` for alerts.
 //!
 //! Where the commands other than `serve` go: a data directory only when `--data DIR` is on
 //! their command line (`PLUMBLINE_DATA` and the config file's `data` are `serve`'s alone, so
@@ -13,6 +13,7 @@
 //! key given to `--key` is never printed; `--key -` reads it from stdin, out of the process
 //! list.
 
+mod alerts;
 mod client;
 mod decide;
 mod ingest;
@@ -78,6 +79,50 @@ pub enum Command {
     Decisions(QueryArgs),
     /// Show the audit log of decision changes, newest first.
     Audit(AuditArgs),
+    /// List the alerts raised by detection, newest first, with their evidence.
+    Alerts(AlertsArgs),
+    /// Acknowledge an alert (needs the operator token; audited).
+    Ack(AckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AlertsArgs {
+    #[command(flatten)]
+    pub query: QueryArgs,
+    /// Only alerts of this status.
+    #[arg(long, value_enum)]
+    pub status: Option<AlertStatusArg>,
+    /// Alerts to show at most, newest first.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub limit: u64,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum AlertStatusArg {
+    Open,
+    Acknowledged,
+    Resolved,
+}
+
+impl From<AlertStatusArg> for plumbline_detect::AlertStatus {
+    fn from(arg: AlertStatusArg) -> Self {
+        match arg {
+            AlertStatusArg::Open => plumbline_detect::AlertStatus::Open,
+            AlertStatusArg::Acknowledged => plumbline_detect::AlertStatus::Acknowledged,
+            AlertStatusArg::Resolved => plumbline_detect::AlertStatus::Resolved,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct AckArgs {
+    /// The alert's id.
+    pub id: u64,
+    /// Print the alert as the API's JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub server: ServerArg,
 }
 
 /// Who a decision applies to: exactly one of these.
@@ -286,6 +331,8 @@ pub enum CliError {
     #[error(transparent)]
     Ingest(#[from] ingest::IngestError),
     #[error(transparent)]
+    Detection(#[from] crate::detect::flow::OfflineError),
+    #[error(transparent)]
     Value(#[from] crate::decide::parse::ParseError),
     #[error(transparent)]
     ConsumerId(#[from] plumbline_wire::ParseConsumerIdError),
@@ -307,6 +354,8 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Unblock(args) => decide::unblock(&args, &file),
         Command::Decisions(args) => decide::list(&args, &file),
         Command::Audit(args) => decide::audit(&args, &file),
+        Command::Alerts(args) => alerts::list(&args, &file),
+        Command::Ack(args) => alerts::ack(&args, &file),
     }
 }
 

@@ -4,7 +4,7 @@
 use super::{init_tracing, CliError, ServeArgs};
 use crate::api::{ServeConfig, Server};
 use crate::config::secret::{SecretError, SecretSource};
-use crate::config::{process_env, FileConfig, DEFAULT_DATA, DEFAULT_LISTEN};
+use crate::config::{process_env, ConfigError, FileConfig, DEFAULT_DATA, DEFAULT_LISTEN};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -56,6 +56,7 @@ pub fn resolve(
         operator_token: file.secret(SecretSource::OperatorToken, env)?,
         salt: file.secret(SecretSource::Salt, env)?,
         policy: file.policy()?,
+        detect: file.detect_settings().map_err(ConfigError::from)?,
     })
 }
 

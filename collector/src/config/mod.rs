@@ -44,10 +44,12 @@ pub enum ConfigError {
     Secret(#[from] secret::SecretError),
     #[error(transparent)]
     Policy(#[from] PolicyError),
+    #[error(transparent)]
+    Detect(#[from] crate::detect::config::DetectConfigError),
 }
 
 /// The config file, every key optional.
-#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub listen: Option<String>,
@@ -64,6 +66,11 @@ pub struct FileConfig {
     pub decisions: DecisionsConfig,
     #[serde(default)]
     pub policy: PolicyConfig,
+    /// `[detect]`: see [`crate::detect::config`].
+    #[serde(default)]
+    pub detect: crate::detect::config::DetectFileConfig,
+    #[serde(default)]
+    pub alerts: crate::detect::config::AlertsFileConfig,
 }
 
 /// The `[decisions]` table: caps on decisions and their audit log.

@@ -1,5 +1,5 @@
-//! The audit log of decision changes: who (`operator`, `policy`, `expiry`, `config`), when,
-//! what (add, remove, expire, mode) and the decision as it was. Kept in the store up to a cap,
+//! The audit log of decision changes and alert acknowledgements: who (`operator`, `policy`,
+//! `expiry`, `config`), when, what (add, remove, expire, mode, ack) and the decision as it was. Kept in the store up to a cap,
 //! oldest deleted first; served newest first at `GET /v1/audit`.
 
 use super::view::DecisionView;
@@ -13,6 +13,8 @@ pub enum AuditAction {
     Remove,
     Expire,
     Mode,
+    /// An operator acknowledged an alert (no decision; the detail names the alert).
+    Ack,
 }
 
 impl AuditAction {
@@ -22,6 +24,7 @@ impl AuditAction {
             AuditAction::Remove => "remove",
             AuditAction::Expire => "expire",
             AuditAction::Mode => "mode",
+            AuditAction::Ack => "ack",
         }
     }
 
@@ -31,6 +34,7 @@ impl AuditAction {
             AuditAction::Remove,
             AuditAction::Expire,
             AuditAction::Mode,
+            AuditAction::Ack,
         ]
         .into_iter()
         .find(|a| a.name() == name)

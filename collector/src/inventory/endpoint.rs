@@ -86,6 +86,8 @@ pub struct EndpointTable {
     removed: Vec<EndpointIdx>,
     new_pairs: Vec<(EndpointIdx, ConsumerIdx)>,
     lost: Vec<ConsumerIdx>,
+    /// Endpoints whose template changed `(idx, idx)` or that were merged `(from, into)`.
+    renamed: Vec<(EndpointIdx, EndpointIdx)>,
 }
 
 impl EndpointTable {
@@ -181,6 +183,7 @@ impl EndpointTable {
             }
         }
         mark(&mut self.dirty, target, into);
+        self.renamed.push((from, into));
     }
 
     /// Gives an endpoint its (re-rendered) template.
@@ -190,6 +193,7 @@ impl EndpointTable {
                 endpoint.path.clear();
                 endpoint.path.push_str(path);
                 mark(&mut self.dirty, endpoint, idx);
+                self.renamed.push((idx, idx));
             }
         }
     }
@@ -202,6 +206,16 @@ impl EndpointTable {
     /// Whether merges left anything to report.
     pub fn has_lost(&self) -> bool {
         !self.lost.is_empty()
+    }
+
+    /// Endpoints renamed since the last call: `(idx, idx)` for a template that changed,
+    /// `(from, into)` for an endpoint merged into another (named by `into` now).
+    pub fn take_renamed(&mut self) -> Vec<(EndpointIdx, EndpointIdx)> {
+        std::mem::take(&mut self.renamed)
+    }
+
+    pub fn has_renamed(&self) -> bool {
+        !self.renamed.is_empty()
     }
 
     /// The changes since the last call, for the store: changed endpoints (live ones), removed
@@ -276,6 +290,7 @@ mod tests {
         assert_eq!(merged.status.0, [2, 0, 0, 1]);
         assert_eq!(merged.consumers.len(), 2);
         assert_eq!(table.take_lost(), vec![1]);
+        assert_eq!(table.take_renamed(), vec![(b, a)]);
         assert!(table.get(b).is_none());
         assert_eq!(table.len(), 1);
     }

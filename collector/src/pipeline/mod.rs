@@ -1,11 +1,13 @@
 //! A validated batch through every stage: the sender's sequence window (a retry is
-//! acknowledged, not counted), then each record into the inventory and the consumers.
+//! acknowledged, not counted), then each record into the inventory and the consumers, and,
+//! once templated, into detection when it runs ([`crate::detect`]).
 //!
 //! The pipeline holds all in-memory state; the store loads it at start and writes what changed
 //! after each batch. Time comes in as `now_ms` (the collector's clock at receipt, used only for
 //! the filter's last batch); record times come from the records.
 
 use crate::consumers::Consumers;
+use crate::detect::Detection;
 use crate::filters::{BatchHeader, Filters};
 use crate::inventory::endpoint::Hit;
 use crate::inventory::tree::Rules;
@@ -53,13 +55,15 @@ pub struct Totals {
     pub over_cap: u64,
 }
 
-/// Inventory, consumers and filters.
+/// Inventory, consumers, filters and detection.
 #[derive(Debug)]
 pub struct Pipeline {
     pub inventory: Inventory,
     pub consumers: Consumers,
     pub filters: Filters,
     pub totals: Totals,
+    /// Started by [`crate::detect::flow::enable`]; `None` when detection does not run.
+    pub detect: Option<Detection>,
 }
 
 impl Pipeline {
@@ -69,6 +73,7 @@ impl Pipeline {
             consumers: Consumers::new(settings.max_consumers),
             filters: Filters::new(settings.max_filters),
             totals: Totals::default(),
+            detect: None,
         }
     }
 
@@ -93,6 +98,9 @@ impl Pipeline {
     /// The records of a batch, without sender bookkeeping (log files ingested offline).
     pub fn apply_records(&mut self, batch: &Batch) -> Outcome {
         let mut outcome = Outcome::default();
+        if let Some(detect) = self.detect.as_mut() {
+            detect.start_batch(batch);
+        }
         for record in &batch.records {
             if self.apply_record(batch, record) {
                 outcome.accepted += 1;
@@ -111,7 +119,8 @@ impl Pipeline {
         let time_ms = batch.time_ms(record);
         let mut complete = true;
 
-        let consumer = match batch.consumer(record) {
+        let id = batch.consumer(record);
+        let consumer = match id {
             Some(id) => {
                 let idx = self.consumers.resolve(id);
                 complete &= idx.is_some();
@@ -140,6 +149,11 @@ impl Pipeline {
                 if let (true, Some(idx)) = (counted.new_consumer, consumer) {
                     self.consumers.gained_endpoint(idx);
                 }
+                if let (Some(detect), Some(id)) = (self.detect.as_mut(), id) {
+                    if let Some(endpoint) = self.inventory.endpoints().get(counted.endpoint) {
+                        detect.observe(batch, record, id, counted.endpoint, endpoint);
+                    }
+                }
             }
             None => complete = false,
         }
@@ -147,11 +161,24 @@ impl Pipeline {
         complete
     }
 
-    /// Consumers whose endpoints were merged use fewer endpoints now.
+    /// Consumers whose endpoints were merged use fewer endpoints now, and detection names
+    /// renamed and merged endpoints by their current template (so no replaced raw value
+    /// stays in its evidence).
     fn settle_merges(&mut self) {
         if self.inventory.endpoints().has_lost() {
             for idx in self.inventory.take_lost() {
                 self.consumers.lost_endpoint(idx);
+            }
+        }
+        if self.inventory.endpoints().has_renamed() {
+            let renamed = self.inventory.endpoints_mut().take_renamed();
+            if let Some(detect) = self.detect.as_mut() {
+                let table = self.inventory.endpoints();
+                for (idx, now) in renamed {
+                    if let Some(endpoint) = table.get(now) {
+                        detect.describe(idx, endpoint);
+                    }
+                }
             }
         }
     }

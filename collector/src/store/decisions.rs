@@ -73,6 +73,17 @@ impl Store {
         Ok(())
     }
 
+    /// Writes one audit entry that goes with no decision change (an alert acknowledged),
+    /// then trims the log to `max_audit` entries.
+    pub fn append_audit(&mut self, entry: &AuditEntry, max_audit: usize) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        put_audit(&tx, entry)?;
+        let sql = "DELETE FROM audit WHERE seq <= (SELECT MAX(seq) FROM audit) - ?1";
+        tx.prepare_cached(sql)?.execute([int(max_audit as u64)])?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// The newest `limit` audit entries, newest first.
     pub fn audit(&self, limit: usize) -> Result<Vec<AuditEntryView>, StoreError> {
         let sql = "SELECT seq, at_ms, who, action, version, decision, detail FROM audit \

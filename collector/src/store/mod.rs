@@ -8,8 +8,10 @@
 //! merge, so raw path segments replaced by a parameter do not linger in the files.
 //!
 //! Decisions and their audit log ([`decisions`]) are written on each change, in their own
-//! transaction, before the change is applied in memory.
+//! transaction, before the change is applied in memory. Alerts and the detection engine's
+//! baselines ([`alerts`]) are written as alerts change and on a timer.
 
+pub mod alerts;
 pub mod decisions;
 pub mod load;
 pub mod lock;
@@ -48,8 +50,8 @@ pub enum StoreError {
     Schema { found: i64, supported: i64 },
 }
 
-/// 1: inventory, consumers, filters. 2: decisions and the audit log.
-const SCHEMA_VERSION: i64 = 2;
+/// 1: inventory, consumers, filters. 2: decisions and the audit log. 3: alerts and baselines.
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -76,6 +78,16 @@ CREATE TABLE IF NOT EXISTS decisions (
 CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL, who TEXT NOT NULL,
     action TEXT NOT NULL, version INTEGER NOT NULL, decision TEXT, detail TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS alerts (
+    id INTEGER PRIMARY KEY, consumer TEXT NOT NULL, detector TEXT NOT NULL,
+    severity TEXT NOT NULL, score REAL NOT NULL, confidence REAL NOT NULL,
+    status TEXT NOT NULL, evidence TEXT NOT NULL, windows INTEGER NOT NULL,
+    opened_ms INTEGER NOT NULL, first_seen_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL,
+    resolved_ms INTEGER);
+CREATE INDEX IF NOT EXISTS alerts_by_status ON alerts (status, id);
+CREATE TABLE IF NOT EXISTS baselines (
+    id INTEGER PRIMARY KEY CHECK (id = 1), snapshot BLOB NOT NULL, window_ms INTEGER NOT NULL,
+    id_base INTEGER NOT NULL, taken_ms INTEGER NOT NULL);
 ";
 
 /// The open database of a held data directory.

@@ -1,13 +1,16 @@
 //! The pipeline and the decision set bound to their store: every batch applied in memory is
 //! written before it is acknowledged, and every decision change is written before it is applied,
 //! so what a client was told survives a crash of the process. Used by the server and by the
-//! offline CLI alike.
+//! offline CLI alike. Alerts and baselines are written through it too (see [`crate::detect`]).
 
+use super::alerts::Baselines;
 use super::{Store, StoreError};
-use crate::decide::audit::AuditEntryView;
+use crate::decide::audit::{AuditEntry, AuditEntryView};
 use crate::decide::policy::{Policy, PolicyAlert};
 use crate::decide::{Change, DecideError, Decisions, NewDecision, Proposal, StoredDecision};
+use crate::detect::StoredAlert;
 use crate::pipeline::{Outcome, Pipeline, Settings};
+use plumbline_detect::AlertStatus;
 use plumbline_wire::{Batch, Mode, Subject};
 use std::path::Path;
 
@@ -181,9 +184,69 @@ impl Persisted {
         self.store.audit(limit)
     }
 
-    /// Saves what is left and closes the database.
+    /// Saves what is left (baselines too, when detection runs) and closes the database.
     pub fn close(mut self) -> Result<(), StoreError> {
         self.store.save(&mut self.pipeline)?;
+        if let Some(detection) = self.pipeline.detect.as_mut() {
+            let baselines = detection.snapshot(crate::api::now_ms());
+            self.store.save_baselines(&baselines)?;
+        }
         self.store.close()
+    }
+}
+
+/// Alerts and baselines.
+impl Persisted {
+    /// The saved baselines, if any.
+    pub fn load_baselines(&self) -> Result<Option<Baselines>, StoreError> {
+        self.store.load_baselines()
+    }
+
+    /// Writes alert updates, with the baselines they came with when given.
+    pub fn write_alerts(
+        &mut self,
+        updates: &[StoredAlert],
+        baselines: Option<&Baselines>,
+        max_stored: usize,
+    ) -> Result<(), StoreError> {
+        self.store.write_alerts(updates, baselines, max_stored)
+    }
+
+    /// Saves the baselines alone.
+    pub fn save_baselines(&mut self, baselines: &Baselines) -> Result<(), StoreError> {
+        self.store.save_baselines(baselines)
+    }
+
+    /// Stored alerts, newest first, of one status or all, at most `limit`.
+    pub fn alerts(
+        &self,
+        status: Option<AlertStatus>,
+        limit: usize,
+    ) -> Result<Vec<StoredAlert>, StoreError> {
+        self.store.alerts(status, limit)
+    }
+
+    pub fn alert(&self, id: u64) -> Result<Option<StoredAlert>, StoreError> {
+        self.store.alert(id)
+    }
+
+    pub fn max_alert_id(&self) -> Result<u64, StoreError> {
+        self.store.max_alert_id()
+    }
+
+    /// Marks an open alert acknowledged in the database alone; answers whether it was open.
+    pub fn acknowledge_stored_alert(&mut self, id: u64) -> Result<bool, StoreError> {
+        self.store.acknowledge_stored_alert(id)
+    }
+
+    /// Marks every alert not yet resolved as resolved (their episodes were lost).
+    pub fn resolve_orphaned_alerts(&mut self, at_ms: u64) -> Result<usize, StoreError> {
+        self.store.resolve_orphaned_alerts(at_ms)
+    }
+
+    /// Writes an audit entry that goes with no decision change.
+    pub fn append_audit(&mut self, entry: &AuditEntry) -> Result<(), StoreError> {
+        let max_audit = self.decisions.limits().max_audit;
+        self.store.append_audit(entry, max_audit)
     }
 }
