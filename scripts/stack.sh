@@ -2,7 +2,7 @@
 # Starts and stops the local Plumbline stack that `make up` / `make down` manage:
 # the demo upstream (127.0.0.1:8000), the collector (127.0.0.1:7070) and Envoy with the
 # filter (listener 127.0.0.1:10000, admin 127.0.0.1:9901). Logs, pids and the collector's
-# data directory live in .run/.
+# data directory live in .run/. PLUMBLINE_STACK_CONFIG names a collector config file to use.
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,9 +11,16 @@ DATA=${PLUMBLINE_STACK_DATA:-$RUN/data}
 ENVOY=${ENVOY:-.venv/bin/envoy}
 CONCURRENCY=${PLUMBLINE_ENVOY_CONCURRENCY:-2}
 
-# The demo secrets of envoy/envoy.yaml: fine for a laptop, never for production.
-export PLUMBLINE_INGEST_TOKEN=${PLUMBLINE_INGEST_TOKEN:-plumbline-demo-token}
-export PLUMBLINE_SALT=${PLUMBLINE_SALT:-plumbline-demo-salt-change-me}
+# The demo secrets of envoy/envoy.yaml: fine for a laptop, never for production. The
+# operator token guards the collector's API (reads too): export the same value to use the CLI.
+# A secret given as a file (PLUMBLINE_..._FILE) is left alone.
+if [ -z "${PLUMBLINE_INGEST_TOKEN_FILE:-}" ]; then
+  export PLUMBLINE_INGEST_TOKEN=${PLUMBLINE_INGEST_TOKEN:-plumbline-demo-token}
+fi
+if [ -z "${PLUMBLINE_SALT_FILE:-}" ]; then
+  export PLUMBLINE_SALT=${PLUMBLINE_SALT:-plumbline-demo-salt-change-me}
+fi
+export PLUMBLINE_OPERATOR_TOKEN=${PLUMBLINE_OPERATOR_TOKEN:-plumbline-demo-operator-token}
 
 port_busy() {
   (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
@@ -54,7 +61,8 @@ up() {
   # From here on, a failure stops whatever this call started.
   trap 'down' ERR
   start upstream target/debug/demo-upstream --listen 127.0.0.1:8000
-  start collector target/debug/plumbline serve --listen 127.0.0.1:7070 --data "$DATA"
+  start collector target/debug/plumbline ${PLUMBLINE_STACK_CONFIG:+--config "$PLUMBLINE_STACK_CONFIG"} \
+    serve --listen 127.0.0.1:7070 --data "$DATA"
   wait_ready upstream http://127.0.0.1:8000/__demo/stats
   wait_ready collector http://127.0.0.1:7070/healthz
   start envoy "$ENVOY" -c envoy/envoy.yaml --concurrency "$CONCURRENCY" \

@@ -5,10 +5,16 @@
 //! planned requests with a few workers, printing progress about once a second. At the end it
 //! prints how many operations it exercised and writes them, one `GET <template>` per line, to
 //! `--operations-out`, so the demo can compare them with the endpoints the collector learned.
+//!
+//! With `--learn-seconds N` it runs in two phases instead, paced at `--rate` requests a
+//! second of normal traffic: N seconds of normal traffic (the collector learns every
+//! consumer), then `--abuse-seconds` in which normal traffic goes on and three consumers turn
+//! abusive (an id walk, error probing, scraping; see `plumbline_tests::traffic::abuse`). It
+//! reports what each abuser sent and how much of it Plumbline blocked.
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use plumbline_tests::traffic::{self, Consumer, Operation, PlannedRequest};
+use plumbline_tests::traffic::{self, abuse, Consumer, Operation, PlannedRequest};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::collections::BTreeSet;
@@ -58,6 +64,19 @@ struct Args {
     /// Print the selected operations and the consumers, and send nothing.
     #[arg(long)]
     list: bool,
+    /// Run in phases: this many seconds of normal traffic first (0: no phases, send
+    /// `--requests` as fast as the workers go).
+    #[arg(long, default_value_t = 0)]
+    learn_seconds: u64,
+    /// Seconds of the abuse phase that follows the learning phase.
+    #[arg(long, default_value_t = 10)]
+    abuse_seconds: u64,
+    /// Requests per second of normal traffic in phases.
+    #[arg(long, default_value_t = 300.0)]
+    rate: f64,
+    /// File to write the number of requests that got an HTTP answer to.
+    #[arg(long)]
+    answered_out: Option<PathBuf>,
 }
 
 /// What the workers have done so far.
@@ -67,12 +86,17 @@ struct Progress {
     done: AtomicU64,
     failed: AtomicU64,
     by_class: [AtomicU64; 6],
+    /// Requests Plumbline answered itself (a block decision's local reply).
+    blocked: AtomicU64,
     exercised: Mutex<BTreeSet<usize>>,
     first_error: Mutex<Option<String>>,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.learn_seconds > 0 && args.rate <= 0.0 {
+        bail!("--rate must be above 0");
+    }
     let (operations, consumers, plan) = build(&args)?;
     println!(
         "demo-traffic: {} operations selected, {} consumers, {} requests to {} with {} workers",
@@ -90,17 +114,32 @@ fn main() -> anyhow::Result<()> {
 
     let progress = Arc::new(Progress::default());
     let started = Instant::now();
-    run(&args, &consumers, plan.clone(), &progress);
+    let (abusers, tallies) = if args.learn_seconds > 0 {
+        let abusers = abuse::choose(&operations, &consumers, &plan, args.rate);
+        let tallies = phases::run(&args, &consumers, &plan, &abusers, &progress);
+        (abusers, tallies)
+    } else {
+        run(&args, &consumers, plan.clone(), &progress);
+        (Vec::new(), Vec::new())
+    };
     let elapsed = started.elapsed();
 
-    let exercised = report(&progress, &operations, plan.len(), elapsed);
+    let sent = progress.done.load(Ordering::Relaxed) as usize;
+    let exercised = report(&progress, &operations, sent, elapsed);
+    phases::report(&args, &consumers, &abusers, &tallies, &progress);
+    if let Some(path) = &args.answered_out {
+        let answered =
+            progress.done.load(Ordering::Relaxed) - progress.failed.load(Ordering::Relaxed);
+        std::fs::write(path, format!("{answered}\n"))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
     if let Some(path) = &args.operations_out {
         write_operations(path, &exercised)?;
         println!("exercised operations written to {}", path.display());
     }
     let failed = progress.failed.load(Ordering::Relaxed);
-    if failed * 100 > plan.len() as u64 {
-        bail!("{failed} of {} requests got no HTTP response", plan.len());
+    if failed * 100 > sent as u64 {
+        bail!("{failed} of {sent} requests got no HTTP response");
     }
     Ok(())
 }
@@ -122,10 +161,16 @@ fn build(args: &Args) -> anyhow::Result<(Vec<Operation>, Vec<Consumer>, Vec<Plan
     let mut rng = StdRng::seed_from_u64(args.seed);
     let operations = traffic::select(&candidates, args.operations, args.max_literals, &mut rng);
     let consumers = traffic::consumers(args.consumers.max(1), operations.len(), &mut rng);
+    let total = if args.learn_seconds > 0 {
+        let seconds = (args.learn_seconds + args.abuse_seconds) as f64;
+        (args.rate * seconds).ceil() as usize
+    } else {
+        args.requests
+    };
     let plan = traffic::requests(
         &operations,
         &consumers,
-        args.requests,
+        total,
         args.min_per_operation,
         &mut rng,
     );
@@ -185,46 +230,89 @@ fn work(
     consumers: &[Consumer],
     progress: &Progress,
 ) {
-    let agent = ureq::Agent::new_with_config(
-        ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .proxy(None)
-            .timeout_global(Some(Duration::from_secs(10)))
-            .build(),
-    );
+    let agent = agent();
     loop {
         let index = progress.next.fetch_add(1, Ordering::Relaxed);
         let Some(planned) = plan.get(index) else {
             return;
         };
         let consumer = &consumers[planned.consumer];
-        let mut request = agent
-            .get(format!("{target}{}", planned.path))
-            .header("host", host)
-            .header("x-api-key", &consumer.key)
-            .header("x-partner", &consumer.label)
-            .header("user-agent", &consumer.user_agent)
-            .header("accept", "application/vnd.github+json");
-        if let Some(status) = planned.status {
-            request = request.header("x-demo-status", status.to_string());
-        }
-        record(progress, planned, request.call());
+        let result = send(
+            &agent,
+            target,
+            host,
+            consumer,
+            &planned.path,
+            planned.status,
+        );
+        record(progress, Some(planned.operation), &planned.path, result);
     }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .proxy(None)
+            .timeout_global(Some(Duration::from_secs(10)))
+            .build(),
+    )
+}
+
+/// One GET as `consumer`, asking the demo upstream for `status` when given.
+fn send(
+    agent: &ureq::Agent,
+    target: &str,
+    host: &str,
+    consumer: &Consumer,
+    path: &str,
+    status: Option<u16>,
+) -> Result<ureq::http::Response<ureq::Body>, ureq::Error> {
+    let mut request = agent
+        .get(format!("{target}{path}"))
+        .header("host", host)
+        .header("x-api-key", &consumer.key)
+        .header("x-partner", &consumer.label)
+        .header("user-agent", &consumer.user_agent)
+        .header("accept", "application/vnd.github+json");
+    if let Some(status) = status {
+        request = request.header("x-demo-status", status.to_string());
+    }
+    request.call()
+}
+
+/// What came back of one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    /// Plumbline answered itself: a block decision's local reply (403 naming the decision).
+    Blocked,
+    Status(u16),
+    Nothing,
 }
 
 fn record(
     progress: &Progress,
-    planned: &PlannedRequest,
+    operation: Option<usize>,
+    path: &str,
     result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
-) {
+) -> Answer {
     progress.done.fetch_add(1, Ordering::Relaxed);
     match result {
         Ok(mut response) => {
-            let _ = response.body_mut().read_to_vec();
-            let class = usize::from(response.status().as_u16() / 100).min(5);
+            let body = response.body_mut().read_to_vec().unwrap_or_default();
+            let status = response.status().as_u16();
+            let class = usize::from(status / 100).min(5);
             progress.by_class[class].fetch_add(1, Ordering::Relaxed);
-            let mut exercised = progress.exercised.lock().unwrap_or_else(|e| e.into_inner());
-            exercised.insert(planned.operation);
+            if let Some(operation) = operation {
+                let mut exercised = progress.exercised.lock().unwrap_or_else(|e| e.into_inner());
+                exercised.insert(operation);
+            }
+            let blocked = status == 403 && body.windows(10).any(|w| w == b"\"decision\"");
+            if blocked {
+                progress.blocked.fetch_add(1, Ordering::Relaxed);
+                return Answer::Blocked;
+            }
+            Answer::Status(status)
         }
         Err(e) => {
             progress.failed.fetch_add(1, Ordering::Relaxed);
@@ -232,7 +320,8 @@ fn record(
                 .first_error
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
-            first.get_or_insert_with(|| format!("{}: {e}", planned.path));
+            first.get_or_insert_with(|| format!("{path}: {e}"));
+            Answer::Nothing
         }
     }
 }
@@ -281,4 +370,224 @@ fn write_operations(path: &PathBuf, lines: &[String]) -> anyhow::Result<()> {
         writeln!(file, "{line}")?;
     }
     Ok(())
+}
+
+/// The two phases: normal traffic paced at `--rate` for the whole run, and in the abuse phase
+/// one paced stream per abuser on top of it.
+mod phases {
+    use super::{agent, record, send, Answer, Args, Progress};
+    use plumbline_tests::traffic::{AbuseKind, Abuser, Consumer, PlannedRequest};
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    /// Workers of the normal traffic and of each abuser.
+    const NORMAL_WORKERS: usize = 6;
+    const ABUSER_WORKERS: usize = 3;
+    /// An id walk goes one request after another, as a script walking ids does.
+    const WALKER_WORKERS: usize = 1;
+
+    /// What one abuser's requests got, and when the first block came.
+    #[derive(Default)]
+    pub struct Tally {
+        pub sent: AtomicU64,
+        pub answered: AtomicU64,
+        pub blocked: AtomicU64,
+        /// Milliseconds into the abuse phase of the first block, plus one (0: none yet).
+        pub first_block_ms: AtomicU64,
+    }
+
+    /// A paced stream of requests: request `i` is due at `start + i / rate`, none at or after
+    /// `end`.
+    struct Stream {
+        rate: f64,
+        start: Instant,
+        end: Instant,
+        next: AtomicUsize,
+    }
+
+    impl Stream {
+        /// The next request's index once it is due; `None` when the stream is over.
+        fn next(&self) -> Option<usize> {
+            let i = self.next.fetch_add(1, Ordering::Relaxed);
+            let due = self.start + Duration::from_secs_f64(i as f64 / self.rate);
+            if due >= self.end {
+                return None;
+            }
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
+            Some(i)
+        }
+    }
+
+    /// Runs both phases, printing progress about once a second.
+    pub fn run(
+        args: &Args,
+        consumers: &[Consumer],
+        plan: &[PlannedRequest],
+        abusers: &[Abuser],
+        progress: &Arc<Progress>,
+    ) -> Vec<Tally> {
+        let tallies: Vec<Tally> = abusers.iter().map(|_| Tally::default()).collect();
+        let start = Instant::now();
+        let abuse_start = start + Duration::from_secs(args.learn_seconds);
+        let end = abuse_start + Duration::from_secs(args.abuse_seconds);
+        println!(
+            "learning phase: {} s of normal traffic at {}/s",
+            args.learn_seconds, args.rate
+        );
+        let normal = Stream {
+            rate: args.rate,
+            start,
+            end,
+            next: AtomicUsize::new(0),
+        };
+        let normal = &normal;
+        let tallies_ref = &tallies;
+        std::thread::scope(|scope| {
+            for _ in 0..NORMAL_WORKERS {
+                scope.spawn(move || {
+                    let agent = agent();
+                    while let Some(i) = normal.next() {
+                        let planned = &plan[i % plan.len()];
+                        let consumer = &consumers[planned.consumer];
+                        let result = send(
+                            &agent,
+                            &args.target,
+                            &args.host,
+                            consumer,
+                            &planned.path,
+                            planned.status,
+                        );
+                        record(progress, Some(planned.operation), &planned.path, result);
+                    }
+                });
+            }
+            for (abuser, tally) in abusers.iter().zip(tallies_ref) {
+                let stream = Arc::new(Stream {
+                    rate: abuser.rate,
+                    start: abuse_start,
+                    end,
+                    next: AtomicUsize::new(0),
+                });
+                let workers = match abuser.kind {
+                    AbuseKind::Enumeration => WALKER_WORKERS,
+                    _ => ABUSER_WORKERS,
+                };
+                for _ in 0..workers {
+                    let stream = stream.clone();
+                    scope.spawn(move || {
+                        std::thread::sleep(abuse_start.saturating_duration_since(Instant::now()));
+                        let agent = agent();
+                        while let Some(i) = stream.next() {
+                            let (path, status) = abuser.request(i);
+                            let consumer = &consumers[abuser.consumer];
+                            let result =
+                                send(&agent, &args.target, &args.host, consumer, &path, status);
+                            let answer = record(progress, None, &path, result);
+                            count(tally, answer, abuse_start);
+                        }
+                    });
+                }
+            }
+            watch(args, abusers, progress, start, abuse_start, end);
+        });
+        tallies
+    }
+
+    fn count(tally: &Tally, answer: Answer, abuse_start: Instant) {
+        tally.sent.fetch_add(1, Ordering::Relaxed);
+        match answer {
+            Answer::Blocked => {
+                tally.blocked.fetch_add(1, Ordering::Relaxed);
+                let at = abuse_start.elapsed().as_millis() as u64 + 1;
+                let _ = tally.first_block_ms.compare_exchange(
+                    0,
+                    at,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+            }
+            Answer::Status(_) => {
+                tally.answered.fetch_add(1, Ordering::Relaxed);
+            }
+            Answer::Nothing => {}
+        }
+    }
+
+    /// Prints progress once a second until the run ends.
+    fn watch(
+        args: &Args,
+        abusers: &[Abuser],
+        progress: &Progress,
+        start: Instant,
+        abuse_start: Instant,
+        end: Instant,
+    ) {
+        let mut announced = false;
+        let mut next_line = start + Duration::from_secs(1);
+        while Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(50));
+            if !announced && Instant::now() >= abuse_start {
+                announced = true;
+                println!(
+                    "abuse phase: {} s; normal traffic goes on, and",
+                    args.abuse_seconds
+                );
+                for abuser in abusers {
+                    println!("  {:<13} {}", abuser.kind.name(), abuser.description);
+                }
+            }
+            if Instant::now() >= next_line {
+                let done = progress.done.load(Ordering::Relaxed);
+                let blocked = progress.blocked.load(Ordering::Relaxed);
+                let failed = progress.failed.load(Ordering::Relaxed);
+                let phase = if Instant::now() < abuse_start {
+                    "learning"
+                } else {
+                    "abuse"
+                };
+                let seconds = start.elapsed().as_secs();
+                println!(
+                    "  [{phase} {seconds:>2} s] {done} requests, {blocked} blocked by Plumbline, \
+                     {failed} without response"
+                );
+                next_line += Duration::from_secs(1);
+            }
+        }
+    }
+
+    /// What each abuser sent in the abuse phase and how much Plumbline blocked.
+    pub fn report(
+        args: &Args,
+        consumers: &[Consumer],
+        abusers: &[Abuser],
+        tallies: &[Tally],
+        progress: &Progress,
+    ) {
+        if abusers.is_empty() {
+            return;
+        }
+        let blocked = progress.blocked.load(Ordering::Relaxed);
+        println!("blocked by Plumbline: {blocked} requests in all");
+        println!("abusers in the {} s abuse phase:", args.abuse_seconds);
+        for (abuser, tally) in abusers.iter().zip(tallies) {
+            let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+            let first = match load(&tally.first_block_ms) {
+                0 => String::new(),
+                ms => format!(
+                    " (first block {:.1} s into the abuse)",
+                    (ms - 1) as f64 / 1000.0
+                ),
+            };
+            println!(
+                "  {:<13} {:<20} {} abusive requests: {} answered by the API, {} blocked by \
+                 Plumbline{first}",
+                abuser.kind.name(),
+                consumers[abuser.consumer].label,
+                load(&tally.sent),
+                load(&tally.answered),
+                load(&tally.blocked),
+            );
+        }
+    }
 }
