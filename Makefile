@@ -27,7 +27,7 @@ DATASETS  ?= ../shared/datasets
 E2E_THREADS ?= 2
 
 .PHONY: help tools wasm-target envoy build wasm up down demo test lint fmt bench \
-        dataset-check clean bench-tools
+        dataset-check clean bench-tools eval-detect
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -84,9 +84,13 @@ bench: tools build bench-tools ## Measure the filter against a no-op wasm filter
 	cargo build -p plumbline-noop-filter --target $(WASM_TARGET) --profile wasm
 	@scripts/bench.sh
 	@scripts/bench-propagation.sh
+	cargo bench -p plumbline-collector --bench pipeline
 
 bench-tools:
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+
+eval-detect: ## Replay 14+ days of generated partner traffic with labelled abusers through the detectors
+	cargo run --release -p plumbline-detect --bin eval-detect
 
 dataset-check: build ## Ingest the shared Apache log and check the result (needs ../shared/datasets)
 	@scripts/dataset-check.sh $(DATASETS)/apache-access-2015/access.log
