@@ -6,6 +6,7 @@
 //! endpoint by endpoint keeps the power to see a shift onto one or two endpoints that an
 //! omnibus test over twenty endpoints would dilute.
 
+use super::habits::Habits;
 use super::stats::ewma;
 use serde::{Deserialize, Serialize};
 
@@ -18,10 +19,8 @@ const ALPHA: f64 = 0.03;
 const SETTLED: u16 = 48;
 /// A window scoring this high is not used to learn the noise...
 const OUTLIER: f64 = 6.0;
-/// ...and one scoring this high may be a habit if it recurs at the same hour...
+/// ...and one scoring this high may be a habit if it recurs at the same hour.
 const HABIT: f64 = 3.0;
-/// ...within this many days (a week covers weekly jobs).
-const HABIT_DAYS: usize = 7;
 /// Windows with fewer calls do not teach the share noise (sampling swamps it)...
 const NOISE_MIN_CALLS: f64 = 20.0;
 /// ...nor do endpoints expecting fewer calls than this.
@@ -176,45 +175,14 @@ pub struct MixBaseline {
     /// sampling, ((c − nq)² − nq(1−q)) / (nq)², as a sum and a count per window.
     noise_excess: f32,
     noise_scale: f32,
-    /// Hours of the day (bits) that scored high on each of the last `HABIT_DAYS` days:
-    /// daily and weekly habits that the hour-blind usual mix cannot foresee, such as a
-    /// nightly sync on one endpoint, recur at the same hour.
-    habits: [u32; HABIT_DAYS],
-    /// Day number of the last entry of `habits`.
-    habit_day: u16,
+    /// Hours of the day that scored high lately (see [`Habits`]).
+    pub habits: Habits,
     pub samples: u16,
 }
 
 impl MixBaseline {
     pub fn excess(&self) -> f64 {
         f64::from(self.excess).max(0.0)
-    }
-
-    /// Whether this hour of the day scored high on one of the previous `HABIT_DAYS` days.
-    pub fn is_habit(&self, hour: u8, day: u16) -> bool {
-        let bit = 1u32 << hour;
-        (1..=HABIT_DAYS as u16).any(|back| self.mask(day.wrapping_sub(back)) & bit != 0)
-    }
-
-    fn mask(&self, day: u16) -> u32 {
-        let back = usize::from(self.habit_day.wrapping_sub(day));
-        if back < HABIT_DAYS {
-            self.habits[HABIT_DAYS - 1 - back]
-        } else {
-            0
-        }
-    }
-
-    fn note_habit(&mut self, hour: u8, day: u16) {
-        let ahead = usize::from(day.wrapping_sub(self.habit_day));
-        if ahead != 0 {
-            let keep = HABIT_DAYS.saturating_sub(ahead);
-            let mut shifted = [0u32; HABIT_DAYS];
-            shifted[..keep].copy_from_slice(&self.habits[HABIT_DAYS - keep..]);
-            self.habits = shifted;
-            self.habit_day = day;
-        }
-        self.habits[HABIT_DAYS - 1] |= 1 << hour;
     }
 
     /// Relative variance of a share from hour to hour beyond sampling.
@@ -232,7 +200,7 @@ impl MixBaseline {
         let settled = self.samples >= SETTLED;
         let outlier = settled && w.score >= OUTLIER;
         if settled && w.score >= HABIT {
-            self.note_habit(hour, day);
+            self.habits.note(hour, day);
         }
         if flagged || outlier {
             return;
@@ -310,24 +278,6 @@ mod tests {
             .map(|i| window(&mut rng, [8, 50, 400][i % 3], &shares, 0.2, sigma2).score)
             .fold(f64::MIN, f64::max);
         assert!(worst < 5.0, "{worst}");
-    }
-
-    #[test]
-    fn a_high_score_at_the_same_hour_within_a_week_is_a_habit() {
-        let mut b = MixBaseline {
-            samples: SETTLED,
-            ..MixBaseline::default()
-        };
-        let spike = MixWindow {
-            calls: 100.0,
-            score: 20.0,
-            ..MixWindow::default()
-        };
-        b.learn(&spike, false, 3, 100);
-        assert!(b.is_habit(3, 101) && b.is_habit(3, 107));
-        assert!(!b.is_habit(4, 101) && !b.is_habit(3, 108) && !b.is_habit(3, 100));
-        b.learn(&spike, true, 3, 110);
-        assert!(b.is_habit(3, 111) && !b.is_habit(3, 109));
     }
 
     #[test]

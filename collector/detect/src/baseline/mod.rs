@@ -9,6 +9,7 @@
 //! [`observe`]: ConsumerState::observe
 //! [`learn`]: ConsumerState::learn
 
+pub mod habits;
 pub mod mix;
 pub mod origins;
 pub mod quant;
@@ -19,6 +20,7 @@ pub mod stats;
 use crate::alert::Detector;
 use crate::episode::Episode;
 use crate::observation::{mix64, origin_prefix, Observation};
+use habits::Habits;
 use mix::{MixBaseline, MixWindow};
 use origins::{OriginWindow, Origins};
 use plumbline_wire::ConsumerId;
@@ -26,29 +28,45 @@ use quant::{FixQ, LogQ};
 use seasonal::Seasonal;
 use serde::{Deserialize, Serialize};
 use sketch::DistinctSketch;
-use stats::{ewma, MeanVar};
+use stats::{count_score, ewma, Evidence, MeanVar};
 
 /// Weight of one active window in shares, rates and sizes.
 const ALPHA: f64 = 0.03;
 /// Recent numeric IDs remembered per consumer to see sequential walks.
 const RECENT_NUMBERS: usize = 24;
+/// Windows an endpoint's object model needs before it is scored.
+pub const OBJECT_MIN_SAMPLES: u8 = 5;
+/// Floor on the expected distinct objects in a window.
+const OBJECT_MIN_EXPECTED: f64 = 0.5;
+/// Walks shorter than this are never a finding.
+const MIN_WALK: u16 = 12;
+/// A window whose objects or walk score this high is an outlier: not learned into the
+/// baseline unless its hour of the day is a habit, that is had outliers on at least this
+/// many of the previous seven days (two: one could be chance or an earlier attack).
+const OUTLIER: f64 = 3.0;
+pub const OBJECT_HABIT_DAYS: usize = 2;
 /// Minimum calls in a window for its endpoint mix to say anything.
 pub const MIX_MIN_CALLS: f64 = 5.0;
 
 /// Distinct objects a consumer reads on one endpoint, as a function of its calls there:
-/// ln(1+d) ≈ y + slope·(ln(1+n) − x), fitted online, plus the spread of the prediction made
-/// from the calls the baseline *expected* (so an enumeration's own extra calls cannot excuse
-/// its extra objects).
+/// ln(1+d) ≈ y + slope·(ln(1+n) − x), fitted online; and how far the distinct count strays
+/// from the prediction made from the calls the baseline *expected* (a bias on the log scale
+/// and an overdispersion), so an enumeration's own extra calls cannot excuse its extra
+/// objects.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq)]
 pub struct ObjectModel {
     x: FixQ,
     y: FixQ,
     xx: FixQ,
     xy: FixQ,
-    resid_mean: FixQ,
-    resid_var: FixQ,
+    bias: FixQ,
+    phi: FixQ,
     samples: u8,
 }
+
+/// Overdispersion below which the distinct count is never trusted: the sketch alone is
+/// about 18 % off.
+const SKETCH_PHI: f64 = 0.04;
 
 impl ObjectModel {
     pub fn samples(&self) -> u8 {
@@ -64,14 +82,18 @@ impl ObjectModel {
         }
     }
 
-    /// Expected ln(1 + distinct objects) for a window with `calls` expected calls.
-    pub fn expected_ln(&self, calls: f64) -> f64 {
-        self.y.get() + self.slope() * (calls.ln_1p() - self.x.get()) + self.resid_mean.get()
+    fn predict_ln(&self, calls: f64) -> f64 {
+        self.y.get() + self.slope() * (calls.ln_1p() - self.x.get())
     }
 
-    /// Spread (standard deviation) of ln(1 + distinct) around [`Self::expected_ln`].
-    pub fn spread(&self) -> f64 {
-        self.resid_var.get().max(0.0).sqrt()
+    /// Distinct objects expected in a window with `calls` expected calls on the endpoint.
+    pub fn expected(&self, calls: f64) -> f64 {
+        (self.predict_ln(calls) + self.bias.get()).exp_m1().max(0.0)
+    }
+
+    /// Variance of the distinct count is `e + phi·e²` around its expectation `e`.
+    pub fn phi(&self) -> f64 {
+        self.phi.get().max(SKETCH_PHI)
     }
 
     /// Typical distinct objects per active window.
@@ -83,11 +105,12 @@ impl ObjectModel {
         let a = (1.0 / (f64::from(self.samples) + 1.0)).max(ALPHA);
         let y_obs = distinct.ln_1p();
         if self.samples >= 3 {
-            let r = y_obs - (self.expected_ln(expected_calls) - self.resid_mean.get());
-            let dr = r - self.resid_mean.get();
-            self.resid_mean.ewma(r, a);
-            self.resid_var
-                .set((1.0 - a) * (self.resid_var.get() + a * dr * dr));
+            let mean = self.expected(expected_calls);
+            self.bias.ewma(y_obs - self.predict_ln(expected_calls), a);
+            if mean >= 3.0 {
+                let sample = ((distinct - mean).powi(2) - mean) / (mean * mean);
+                self.phi.ewma(sample.clamp(0.0, 4.0), a);
+            }
         }
         let dx = calls.ln_1p() - self.x.get();
         let dy = y_obs - self.y.get();
@@ -108,9 +131,6 @@ pub struct EndpointState {
     /// Share of the consumer's calls in active windows.
     share: FixQ,
     pub objects: ObjectModel,
-    /// Most distinct objects in a window lately (decays a little every window): habits such
-    /// as a nightly sync that the hour-blind object model cannot foresee.
-    objects_max: LogQ,
     /// Longest sequential walk per window lately (decays a little every window).
     walk_max: LogQ,
     /// Mean response bytes of a successful call.
@@ -131,7 +151,6 @@ impl EndpointState {
             first_seen_day: day,
             share: FixQ::default(),
             objects: ObjectModel::default(),
-            objects_max: LogQ::default(),
             walk_max: LogQ::default(),
             bytes_per_call: LogQ::default(),
             calls: 0,
@@ -151,8 +170,31 @@ impl EndpointState {
         self.walk_max.get()
     }
 
-    pub fn objects_max(&self) -> f64 {
-        self.objects_max.get()
+    /// z-like score of the window's distinct objects against what `expected_calls` calls
+    /// usually give; 0 until the model has a few windows behind it.
+    pub fn objects_score(&self, expected_calls: f64) -> f64 {
+        if self.sketch.is_empty() || self.objects.samples() < OBJECT_MIN_SAMPLES {
+            return 0.0;
+        }
+        let expected = self
+            .objects
+            .expected(expected_calls)
+            .max(OBJECT_MIN_EXPECTED);
+        count_score(self.sketch.estimate(), expected, self.objects.phi())
+    }
+
+    /// z-like score of the window's sequential steps against the longest usual walk: 6 (the
+    /// default open score) at three times it (plus a small floor), growing with the log of
+    /// the ratio; 0 below a minimum walk.
+    pub fn walk_score(&self) -> f64 {
+        if self.sequential < MIN_WALK {
+            return 0.0;
+        }
+        let ratio = (f64::from(self.sequential) + 1.0) / (self.walk_max() + 4.0);
+        if ratio <= 1.0 {
+            return 0.0;
+        }
+        6.0 * ratio.ln() / 3f64.ln()
     }
 
     /// Mean bytes of a successful call; 0 while unknown.
@@ -186,6 +228,11 @@ impl Tail {
         self.share.get().max(0.0)
     }
 }
+
+/// Overdispersion of the probe-error count before the consumer's own is learned, and its
+/// floor (given the calls, errors are close to binomial).
+const ERROR_PHI_PRIOR: f32 = 0.1;
+const ERROR_PHI_FLOOR: f32 = 0.02;
 
 /// Error classes kept in the error mix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -238,7 +285,7 @@ impl Default for ErrorMix {
             rates: [LogQ::default(); 5],
             probe_mean: 0.0,
             calls_mean: 0.0,
-            phi: 0.5,
+            phi: ERROR_PHI_PRIOR,
         }
     }
 }
@@ -275,6 +322,23 @@ impl BytesBaseline {
     pub fn ok_mean(&self) -> f64 {
         f64::from(self.ok_mean)
     }
+}
+
+/// An hour of the week is quiet for a consumer when its rate is at most this share of the
+/// busiest hour's.
+pub const QUIET_SHARE: f64 = 0.1;
+/// Floors on what count detectors expect in a window.
+pub const MIN_QUIET_EXPECTED: f64 = 0.05;
+pub const MIN_PROBE_EXPECTED: f64 = 0.1;
+pub const MIN_NEW_ORIGINS: f64 = 0.05;
+
+/// The count detectors that add up evidence over a few windows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counted {
+    Requests,
+    ProbeErrors,
+    QuietRequests,
+    NewOrigins,
 }
 
 /// Calls to a sensitive or rarely used endpoint that the consumer had never called.
@@ -339,6 +403,29 @@ pub struct Features {
     pub origins: OriginWindow,
     /// Usual new origins per active window.
     pub origins_usual: f64,
+    /// The expected requests when the window's hour of the week is a quiet one for this
+    /// consumer (at most `QUIET_SHARE` of its busiest), else `None`.
+    pub quiet: Option<f64>,
+}
+
+impl Features {
+    /// Seen and expected counts of a count detector in this window.
+    pub fn counted(&self, what: Counted) -> Option<(f64, f64)> {
+        match what {
+            Counted::Requests => Some((self.calls, self.expected_calls)),
+            Counted::ProbeErrors => Some((
+                self.probe_errors,
+                self.probe_expected.max(MIN_PROBE_EXPECTED),
+            )),
+            Counted::QuietRequests => self
+                .quiet
+                .map(|expected| (self.calls, expected.max(MIN_QUIET_EXPECTED))),
+            Counted::NewOrigins => Some((
+                self.origins.new_origins(),
+                self.origins_usual.max(MIN_NEW_ORIGINS),
+            )),
+        }
+    }
 }
 
 /// Everything detection keeps about one consumer.
@@ -362,8 +449,12 @@ pub struct ConsumerState {
     recent_numbers: [u32; RECENT_NUMBERS],
     recent_next: u8,
     pub mix: MixBaseline,
+    /// Hours of the day with unusual objects or walks lately (see [`Habits`]).
+    pub object_habits: Habits,
     /// Mean endpoints called for the first time per window.
     pub novelty: f32,
+    /// Recent evidence for the count detectors, by [`Counted`].
+    pub evidence: [Evidence; 4],
     pub new_endpoints: u16,
     pub first_uses: FirstUses,
     pub episodes: [Episode; 8],
@@ -395,7 +486,9 @@ impl ConsumerState {
             recent_numbers: [0; RECENT_NUMBERS],
             recent_next: 0,
             mix: MixBaseline::default(),
+            object_habits: Habits::default(),
             novelty: 0.0,
+            evidence: [Evidence::default(); 4],
             new_endpoints: 0,
             first_uses: FirstUses::default(),
             episodes: [Episode::default(); 8],
@@ -498,19 +591,18 @@ impl ConsumerState {
         self.first_uses.push(endpoint, sensitive);
     }
 
-    /// Calls the baseline expects on endpoint `i` in this window: its share of the seasonal
-    /// expectation, or of the calls the consumer made elsewhere, whichever is larger.
+    /// Calls the baseline expects on endpoint `i` in this window: its usual share of the calls
+    /// the consumer made elsewhere this window (the best measure of how busy it is now, and
+    /// one an enumeration of this endpoint cannot inflate), or of the seasonal expectation
+    /// when too few calls went elsewhere.
     pub fn expected_endpoint_calls(&self, i: usize, slot: usize) -> f64 {
         let e = &self.endpoints[i];
         let share = e.share().clamp(0.0, 1.0);
-        let seasonal = self.rate.expected(slot) * share;
         let elsewhere = f64::from(self.calls.saturating_sub(e.calls));
-        let from_others = if share < 0.9 {
-            elsewhere * share / (1.0 - share)
-        } else {
-            0.0
-        };
-        seasonal.max(from_others)
+        if share < 0.8 && elsewhere >= 10.0 {
+            return elsewhere * share / (1.0 - share);
+        }
+        self.rate.expected(slot) * share
     }
 
     /// The window's consumer-level features. `incident` says whether an endpoint's errors
@@ -536,7 +628,29 @@ impl ConsumerState {
             bytes_calls,
             origins: self.origins.window(),
             origins_usual: self.origins.new_mean(),
+            quiet: self.quiet_expected(slot),
         }
+    }
+
+    /// Expected requests in this slot when it is a quiet hour of the week for the consumer:
+    /// the slot's own expectation, but never less than half its usual quiet-hour rate.
+    fn quiet_expected(&self, slot: usize) -> Option<f64> {
+        if !self.rate.is_learned(slot) {
+            return None;
+        }
+        let expected = self.rate.expected(slot);
+        if expected > QUIET_SHARE * self.rate.peak() {
+            return None;
+        }
+        // One week's count of a quiet hour is a poor estimate (often 0): expect at least half
+        // the consumer's usual quiet-hour rate.
+        Some(expected.max(0.5 * self.rate.quiet_level(QUIET_SHARE)))
+    }
+
+    /// Seen and expected counts of a count detector including the recent windows' evidence.
+    pub fn with_evidence(&self, f: &Features, what: Counted) -> Option<(f64, f64)> {
+        let (seen, expected) = f.counted(what)?;
+        Some(self.evidence[what as usize].with(seen, expected))
     }
 
     /// The window's mix against the usual shares (tracked endpoints and the tail).
@@ -579,6 +693,12 @@ impl ConsumerState {
         self.windows = self.windows.saturating_add(1);
         self.active_windows = self.active_windows.saturating_add(u32::from(active));
 
+        // Endpoints first: their outlier test must see the baseline the window was scored on.
+        self.learn_endpoints(
+            w,
+            !flag(Detector::Enumeration),
+            !flag(Detector::Exfiltration),
+        );
         let mut calls = f.calls;
         if flag(Detector::VolumeSurge) || flag(Detector::OffHours) {
             calls = calls.min(f.expected_calls * 1.5 + 1.0);
@@ -595,15 +715,27 @@ impl ConsumerState {
             }
             self.learn_error_mix();
         }
-        self.learn_endpoints(
-            w,
-            !flag(Detector::Enumeration),
-            !flag(Detector::Exfiltration),
-        );
         let learn_origins = !flag(Detector::CredentialSharing);
         self.origins.close(active, learn_origins, w.day);
         ewma(&mut self.novelty, f64::from(self.new_endpoints), 0.01);
+        self.fold_evidence(f);
         self.reset_window();
+    }
+
+    fn fold_evidence(&mut self, f: &Features) {
+        let all = [
+            Counted::Requests,
+            Counted::ProbeErrors,
+            Counted::QuietRequests,
+            Counted::NewOrigins,
+        ];
+        for what in all {
+            let evidence = &mut self.evidence[what as usize];
+            match f.counted(what) {
+                Some((seen, expected)) => evidence.close(seen, expected),
+                None => evidence.clear(),
+            }
+        }
     }
 
     /// Learns the mix; a flagged window only moves the shares slowly.
@@ -623,16 +755,24 @@ impl ConsumerState {
         tail.set(tail.get() + a * (share - tail.get()));
     }
 
+    /// Learns the probe-error rate and its overdispersion; an outlying window (well above
+    /// the expectation) is clipped and does not teach the overdispersion.
     fn learn_errors(&mut self, f: &Features) {
         let e = &mut self.errors;
-        if f.probe_expected >= 2.0 {
-            let mean = f.probe_expected;
+        let mean = f.probe_expected;
+        let outlier = count_score(f.probe_errors, mean.max(0.1), e.phi()) >= OUTLIER;
+        if mean >= 2.0 && !outlier {
             let sample = ((f.probe_errors - mean).powi(2) - mean) / (mean * mean);
             ewma(&mut e.phi, sample.clamp(0.0, 4.0), ALPHA);
-            e.phi = e.phi.max(0.05);
+            e.phi = e.phi.max(ERROR_PHI_FLOOR);
         }
+        let errors = if outlier {
+            f.probe_errors.min(2.0 * mean + 2.0)
+        } else {
+            f.probe_errors
+        };
         let a = (1.0 / (f64::from(self.active_windows) + 1.0)).max(ALPHA);
-        ewma(&mut e.probe_mean, f.probe_errors, a);
+        ewma(&mut e.probe_mean, errors, a);
         ewma(&mut e.calls_mean, f.calls, a);
     }
 
@@ -652,17 +792,27 @@ impl ConsumerState {
         ewma(&mut self.bytes.ok_mean, f.bytes_calls, ALPHA);
     }
 
+    /// Learns each endpoint's objects, walks and sizes. A window whose objects or walk stand
+    /// out is an outlier, remembered for its hour and learned only when that hour already is
+    /// a habit. So an enumeration does not become the baseline while a nightly sync does.
     fn learn_endpoints(&mut self, w: &Window, objects: bool, sizes: bool) {
+        let hour = w.hour();
+        let habit = self.object_habits.is_habit(hour, w.day, OBJECT_HABIT_DAYS);
+        let settled = self.windows >= 48;
         for i in 0..self.endpoints.len() {
             let expected = self.expected_endpoint_calls(i, w.slot);
             let e = &mut self.endpoints[i];
-            let distinct = e.sketch.estimate();
-            if e.calls > 0 && !e.sketch.is_empty() && objects {
+            let score = e.objects_score(expected).max(e.walk_score());
+            let outlier = score >= OUTLIER;
+            if outlier && settled {
+                self.object_habits.note(hour, w.day);
+            }
+            let learn = objects && (!outlier || habit || !settled);
+            if learn && e.calls > 0 && !e.sketch.is_empty() {
+                let distinct = e.sketch.estimate();
                 e.objects.learn(f64::from(e.calls), distinct, expected);
             }
-            let walked = f64::from(e.sequential);
-            e.objects_max
-                .set(distinct.max(e.objects_max.get() * w.habit_decay));
+            let walked = if learn { f64::from(e.sequential) } else { 0.0 };
             e.walk_max.set(walked.max(e.walk_max.get() * w.habit_decay));
             if e.ok_calls > 0 && sizes {
                 let per_call = f64::from(e.bytes) / f64::from(e.ok_calls);
@@ -765,8 +915,8 @@ mod tests {
             let distinct = 40.0 * (1.0 - (-calls / 40.0f64).exp());
             m.learn(calls, distinct, calls);
         }
-        let small = m.expected_ln(10.0).exp_m1();
-        let big = m.expected_ln(400.0).exp_m1();
+        let small = m.expected(10.0);
+        let big = m.expected(400.0);
         assert!(small < big && big < 60.0, "{small} {big}");
     }
 }

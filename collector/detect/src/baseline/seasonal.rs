@@ -81,29 +81,27 @@ impl Seasonal {
         self.cell(slot) != 0
     }
 
-    /// Expected requests in a window of this slot: its own mean for half, the same hour on
-    /// the day before and the day after for a quarter each (those learned), which steadies
-    /// a slot seen only a few times; the level while none is learned.
+    /// Expected requests in a window of this slot: its own mean for half, and for the other
+    /// half the same hour on whichever neighbouring day (before or after) is closest to it.
+    /// That steadies a slot seen only a few times without averaging a quiet Saturday morning
+    /// with a busy Friday one. The level while the slot is unlearned.
     pub fn expected(&self, slot: usize) -> f64 {
         let slot = slot % SLOTS;
-        let neighbours = [
-            (slot, 0.5),
-            ((slot + SLOTS - 24) % SLOTS, 0.25),
-            ((slot + 24) % SLOTS, 0.25),
-        ];
-        let mut sum = 0.0;
-        let mut weight = 0.0;
-        for (s, w) in neighbours {
-            let q = self.cell(s);
-            if q != 0 {
-                sum += w * decode(q);
-                weight += w;
-            }
+        let own = match self.cell(slot) {
+            0 => return f64::from(self.level),
+            q => decode(q),
+        };
+        let neighbours = [(slot + SLOTS - 24) % SLOTS, (slot + 24) % SLOTS];
+        let closest = neighbours
+            .iter()
+            .map(|s| self.cell(*s))
+            .filter(|q| *q != 0)
+            .map(decode)
+            .min_by(|a, b| distance(*a, own).total_cmp(&distance(*b, own)));
+        match closest {
+            Some(neighbour) => 0.5 * own + 0.5 * neighbour,
+            None => own,
         }
-        if weight == 0.0 {
-            return f64::from(self.level);
-        }
-        sum / weight
     }
 
     /// This slot's own mean (the level while unlearned).
@@ -128,6 +126,26 @@ impl Seasonal {
         }
     }
 
+    /// Mean rate of the learned slots at most `share` of the busiest: the consumer's usual
+    /// rate in its quiet hours (0 when it has none).
+    pub fn quiet_level(&self, share: f64) -> f64 {
+        let limit = share * self.peak();
+        let mut sum = 0.0;
+        let mut count = 0.0;
+        for q in self.week.iter().flatten().copied().filter(|q| *q != 0) {
+            let rate = decode(q);
+            if rate <= limit {
+                sum += rate;
+                count += 1.0;
+            }
+        }
+        if count == 0.0 {
+            0.0
+        } else {
+            sum / count
+        }
+    }
+
     /// Slots learned so far.
     #[cfg(test)]
     pub fn slots_seen(&self) -> usize {
@@ -137,7 +155,9 @@ impl Seasonal {
     /// Learns a closed window's count. `slot_alpha` weighs this window within its slot.
     pub fn learn(&mut self, slot: usize, count: f64, slot_alpha: f64) {
         let expected = self.expected(slot);
-        if expected >= 5.0 {
+        // Until a slot has been seen, its expectation is the overall level, which says
+        // nothing about how noisy the consumer is.
+        if self.is_learned(slot) && expected >= 5.0 {
             let sample = ((count - expected).powi(2) - expected) / (expected * expected);
             ewma(&mut self.phi, sample.clamp(0.0, 4.0), 0.03);
             self.phi = self.phi.max(0.02);
@@ -153,6 +173,11 @@ impl Seasonal {
         *self.cell_mut(slot) = next;
         ewma(&mut self.level, count, 0.02);
     }
+}
+
+/// How far apart two rates are, on a log scale.
+fn distance(a: f64, b: f64) -> f64 {
+    (a.ln_1p() - b.ln_1p()).abs()
 }
 
 /// The rounded average, but at least one step towards a target two or more steps away (so
@@ -194,13 +219,13 @@ mod tests {
     }
 
     #[test]
-    fn a_slot_leans_on_the_same_hour_of_the_neighbouring_days() {
+    fn a_slot_leans_on_the_closer_of_the_neighbouring_days() {
         let mut s = Seasonal::default();
-        s.learn(24 + 9, 100.0, 0.5);
-        s.learn(48 + 9, 20.0, 0.5);
-        s.learn(72 + 9, 100.0, 0.5);
-        let wednesday = s.expected(48 + 9);
-        assert!((55.0..65.0).contains(&wednesday), "{wednesday}");
+        s.learn(4 * 24 + 9, 100.0, 0.5);
+        s.learn(5 * 24 + 9, 4.0, 0.5);
+        s.learn(6 * 24 + 9, 6.0, 0.5);
+        let saturday = s.expected(5 * 24 + 9);
+        assert!((4.5..5.5).contains(&saturday), "{saturday}");
     }
 
     #[test]

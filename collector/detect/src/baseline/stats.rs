@@ -31,6 +31,38 @@ impl MeanVar {
     }
 }
 
+/// Evidence from the last few windows for a count feature: counts seen and expected, each
+/// window weighing half the next, so a steady excess too small to stand out in one window
+/// adds up over two or three.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq)]
+pub struct Evidence {
+    seen: f32,
+    expected: f32,
+}
+
+impl Evidence {
+    const KEEP: f64 = 0.5;
+
+    /// Seen and expected counts including the open window's.
+    pub fn with(&self, seen: f64, expected: f64) -> (f64, f64) {
+        (
+            Self::KEEP * f64::from(self.seen) + seen,
+            Self::KEEP * f64::from(self.expected) + expected,
+        )
+    }
+
+    /// Folds the closed window in.
+    pub fn close(&mut self, seen: f64, expected: f64) {
+        let (s, e) = self.with(seen, expected);
+        self.seen = s as f32;
+        self.expected = e as f32;
+    }
+
+    pub fn clear(&mut self) {
+        *self = Evidence::default();
+    }
+}
+
 /// Moves `value` towards `x` by `alpha`.
 pub fn ewma(value: &mut f32, x: f64, alpha: f64) {
     let v = f64::from(*value);
@@ -70,6 +102,16 @@ mod tests {
         let noisy = count_score(200.0, 100.0, 0.1);
         assert!(quiet > 8.0 && noisy < quiet / 2.0, "{quiet} {noisy}");
         assert!(count_score(2_000.0, 100.0, 0.1) > 10.0);
+    }
+
+    #[test]
+    fn evidence_adds_up_a_steady_small_excess() {
+        let mut e = Evidence::default();
+        let single = count_score(5.0, 0.5, 0.0);
+        e.close(5.0, 0.5);
+        e.close(5.0, 0.5);
+        let (seen, expected) = e.with(5.0, 0.5);
+        assert!(count_score(seen, expected, 0.0) > single + 1.0);
     }
 
     #[test]

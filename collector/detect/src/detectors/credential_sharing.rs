@@ -3,28 +3,28 @@
 //! not used lately; a partner that rotates cloud egress learns a higher usual rate of new
 //! ones, so only a burst well above its own churn counts.
 
-use super::{gates, show, Context, Signal};
+use super::{count_signal, show, Context, Signal};
 use crate::alert::Detector;
-use crate::baseline::stats::count_score;
-use crate::baseline::{ConsumerState, Features};
+use crate::baseline::{ConsumerState, Counted, Features, MIN_NEW_ORIGINS};
 
 /// Overdispersion assumed for new origins (they arrive in clumps: a move brings several).
 const PHI: f64 = 0.5;
-/// Floor on the usual new origins per window.
-const MIN_USUAL: f64 = 0.05;
 /// At least this many new networks: new user agents alone are an upgrade, not a leak.
 const MIN_NETWORKS: f64 = 2.0;
 
 pub fn score(ctx: &Context<'_>, c: &ConsumerState, f: &Features) -> Option<Signal> {
     let o = f.origins;
     let current = o.new_origins();
-    let usual = ctx_usual(f);
-    if o.new_networks < MIN_NETWORKS || !gates(ctx, Detector::CredentialSharing, current, usual) {
+    let usual = f.origins_usual.max(MIN_NEW_ORIGINS);
+    if o.new_networks < MIN_NETWORKS {
         return None;
     }
+    let recent = c.with_evidence(f, Counted::NewOrigins)?;
+    let now = (current, usual);
+    let score = count_signal(ctx, Detector::CredentialSharing, now, recent, PHI)?;
     Some(Signal {
         detector: Detector::CredentialSharing,
-        score: count_score(current, usual, PHI),
+        score,
         feature: "new_origins_per_window",
         baseline: usual,
         current,
@@ -41,10 +41,6 @@ pub fn score(ctx: &Context<'_>, c: &ConsumerState, f: &Features) -> Option<Signa
         ),
         severity: None,
     })
-}
-
-fn ctx_usual(f: &Features) -> f64 {
-    f.origins_usual.max(MIN_USUAL)
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ pub fn score(ctx: &Context<'_>, c: &ConsumerState, f: &Features) -> Option<Signa
     if w.distance < config.min_excess || w.distance < config.min_ratio * expected {
         return None;
     }
-    if c.mix.is_habit(ctx.window.hour(), ctx.window.day) {
+    if c.mix.habits.is_habit(ctx.window.hour(), ctx.window.day, 1) {
         return None;
     }
     let score = w.score;

@@ -11,16 +11,7 @@
 
 use super::{gates, show, Context, Signal};
 use crate::alert::{Detector, Severity};
-use crate::baseline::ConsumerState;
-
-/// Objects the model must have learned from before an endpoint is scored.
-const MIN_SAMPLES: u8 = 5;
-/// Walks shorter than this are never a finding.
-const MIN_WALK: u16 = 12;
-/// Floor on the spread of ln(1 + distinct): the sketch alone is ±18 %.
-const MIN_SPREAD: f64 = 0.25;
-/// Distinct objects must also exceed the most seen in a window lately by this factor.
-const OVER_RECENT_MAX: f64 = 2.0;
+use crate::baseline::{ConsumerState, OBJECT_HABIT_DAYS, OBJECT_MIN_SAMPLES};
 
 /// One endpoint's finding.
 struct Finding {
@@ -32,6 +23,11 @@ struct Finding {
 }
 
 pub fn score(ctx: &Context<'_>, c: &ConsumerState) -> Option<Signal> {
+    if c.object_habits
+        .is_habit(ctx.window.hour(), ctx.window.day, OBJECT_HABIT_DAYS)
+    {
+        return None;
+    }
     let mut findings: Vec<Finding> = (0..c.endpoints.len())
         .filter_map(|i| endpoint_finding(ctx, c, i))
         .collect();
@@ -77,23 +73,18 @@ pub fn score(ctx: &Context<'_>, c: &ConsumerState) -> Option<Signal> {
 
 fn endpoint_finding(ctx: &Context<'_>, c: &ConsumerState, i: usize) -> Option<Finding> {
     let e = &c.endpoints[i];
-    if e.sketch.is_empty() || e.objects.samples() < MIN_SAMPLES {
+    if e.sketch.is_empty() || e.objects.samples() < OBJECT_MIN_SAMPLES {
         return None;
     }
     let distinct = e.sketch.estimate();
     let expected_calls = c.expected_endpoint_calls(i, ctx.window.slot).max(0.5);
-    let expected_ln = e.objects.expected_ln(expected_calls);
-    let expected = expected_ln.exp_m1().max(0.0);
-    let spread = e.objects.spread().max(MIN_SPREAD);
-    let z = (distinct.ln_1p() - expected_ln) / spread;
-    let above_habits = distinct >= OVER_RECENT_MAX * e.objects_max();
-    let distinct_score = if above_habits && gates(ctx, Detector::Enumeration, distinct, expected) {
-        z
+    let expected = e.objects.expected(expected_calls);
+    let distinct_score = if gates(ctx, Detector::Enumeration, distinct, expected) {
+        e.objects_score(expected_calls)
     } else {
         0.0
     };
-
-    let walk_score = walk_score(e.sequential, e.walk_max());
+    let walk_score = e.walk_score();
     let found = if walk_score > distinct_score {
         Finding {
             endpoint: e.endpoint,
@@ -112,19 +103,6 @@ fn endpoint_finding(ctx: &Context<'_>, c: &ConsumerState, i: usize) -> Option<Fi
         }
     };
     (found.score > 0.0).then_some(found)
-}
-
-/// 6 (the default open score) at three times the longest usual walk (plus a small floor),
-/// growing with the log of the ratio.
-fn walk_score(steps: u16, usual_max: f64) -> f64 {
-    if steps < MIN_WALK {
-        return 0.0;
-    }
-    let ratio = (f64::from(steps) + 1.0) / (usual_max + 4.0);
-    if ratio <= 1.0 {
-        return 0.0;
-    }
-    6.0 * ratio.ln() / 3f64.ln()
 }
 
 #[cfg(test)]
@@ -195,12 +173,5 @@ mod tests {
                 "{signals:?}"
             );
         }
-    }
-
-    #[test]
-    fn walk_score_reaches_the_open_score_at_three_times_the_usual_walk() {
-        assert_eq!(walk_score(11, 0.0), 0.0);
-        assert!((walk_score(50, 13.0) - 6.0).abs() < 0.01);
-        assert_eq!(walk_score(20, 40.0), 0.0);
     }
 }

@@ -1,21 +1,18 @@
 //! Error probing: a surge of 401, 403 and 404 answers (guessing IDs, trying calls the
 //! consumer may not make) against the consumer's own error rate for that many calls. Errors on
 //! an endpoint that is failing for many consumers at once (a bad deploy) are left out: the
-//! peer view says that is the platform, not this consumer.
+//! peer view says that is the platform, not this consumer. The last windows' evidence counts
+//! too (each half the next), so a few extra errors every hour add up.
 
-use super::{gates, show, top_endpoints, Context, Signal};
+use super::{count_signal, show, top_endpoints, Context, Signal};
 use crate::alert::Detector;
-use crate::baseline::stats::count_score;
-use crate::baseline::{ConsumerState, ErrorClass, Features};
-
-/// Floor on the expected errors in a window.
-const MIN_EXPECTED: f64 = 0.1;
+use crate::baseline::{ConsumerState, Counted, ErrorClass, Features, MIN_PROBE_EXPECTED};
 
 pub fn score(ctx: &Context<'_>, c: &ConsumerState, f: &Features) -> Option<Signal> {
-    let expected = f.probe_expected.max(MIN_EXPECTED);
-    if !gates(ctx, Detector::ErrorProbing, f.probe_errors, expected) {
-        return None;
-    }
+    let expected = f.probe_expected.max(MIN_PROBE_EXPECTED);
+    let recent = c.with_evidence(f, Counted::ProbeErrors)?;
+    let now = (f.probe_errors, expected);
+    let score = count_signal(ctx, Detector::ErrorProbing, now, recent, c.errors.phi())?;
     let by_endpoint = c
         .endpoints
         .iter()
@@ -25,7 +22,7 @@ pub fn score(ctx: &Context<'_>, c: &ConsumerState, f: &Features) -> Option<Signa
     let w = &c.errors.window;
     Some(Signal {
         detector: Detector::ErrorProbing,
-        score: count_score(f.probe_errors, expected, c.errors.phi()),
+        score,
         feature: "probe_errors_per_window",
         baseline: expected,
         current: f.probe_errors,

@@ -16,6 +16,7 @@ pub mod volume_surge;
 pub(crate) mod testkit;
 
 use crate::alert::{Detector, Severity};
+use crate::baseline::stats::count_score;
 use crate::baseline::{ConsumerState, Features, Window};
 use crate::config::Config;
 use crate::peers::EndpointTable;
@@ -70,6 +71,25 @@ pub fn score_all(ctx: &Context<'_>, c: &ConsumerState, f: &Features) -> Vec<Sign
 pub(crate) fn gates(ctx: &Context<'_>, detector: Detector, current: f64, baseline: f64) -> bool {
     let c = ctx.config.detector(detector);
     current >= c.min_ratio * baseline && current - baseline >= c.min_excess
+}
+
+/// The score of a count detector: the window alone and the window with the recent evidence
+/// (`recent`: seen and expected), each counted only when it passes the gates.
+pub(crate) fn count_signal(
+    ctx: &Context<'_>,
+    detector: Detector,
+    now: (f64, f64),
+    recent: (f64, f64),
+    phi: f64,
+) -> Option<f64> {
+    let mut best: Option<f64> = None;
+    for (seen, expected) in [now, recent] {
+        if gates(ctx, detector, seen, expected) {
+            let score = count_score(seen, expected, phi);
+            best = Some(best.map_or(score, |b: f64| b.max(score)));
+        }
+    }
+    best
 }
 
 /// Up to three endpoint ids ordered by a measure, largest first, keeping positive ones.

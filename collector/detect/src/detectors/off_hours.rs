@@ -1,36 +1,23 @@
 //! Off-hours use: activity in an hour of the week when this consumer is normally quiet (its
 //! learned rate there is at most a tenth of its busiest hour's), scored against that hour's
-//! own baseline. Everything is in UTC; the profile is the consumer's own, so a partner in
-//! another time zone has its own quiet hours.
+//! own baseline, with the evidence of the previous quiet windows (each half the next).
+//! Everything is in UTC; the profile is the consumer's own, so a partner in another time zone
+//! has its own quiet hours.
 
-use super::{gates, show, Context, Signal};
+use super::{count_signal, show, Context, Signal};
 use crate::alert::Detector;
 use crate::baseline::seasonal::describe_slot;
-use crate::baseline::stats::count_score;
-use crate::baseline::{ConsumerState, Features};
-
-/// An hour is quiet when its rate is at most this share of the busiest hour's.
-const QUIET_SHARE: f64 = 0.1;
-/// Floor on the expected requests in a quiet window.
-const MIN_EXPECTED: f64 = 0.05;
+use crate::baseline::{ConsumerState, Counted, Features, MIN_QUIET_EXPECTED};
 
 pub fn score(ctx: &Context<'_>, c: &ConsumerState, f: &Features) -> Option<Signal> {
     let slot = ctx.window.slot;
-    if !c.rate.is_learned(slot) {
-        return None;
-    }
-    let expected = c.rate.expected(slot);
-    let peak = c.rate.peak();
-    if expected > QUIET_SHARE * peak {
-        return None;
-    }
-    let baseline = expected.max(MIN_EXPECTED);
-    if !gates(ctx, Detector::OffHours, f.calls, baseline) {
-        return None;
-    }
+    let expected = f.quiet?;
+    let recent = c.with_evidence(f, Counted::QuietRequests)?;
+    let now = (f.calls, expected.max(MIN_QUIET_EXPECTED));
+    let score = count_signal(ctx, Detector::OffHours, now, recent, c.rate.phi())?;
     Some(Signal {
         detector: Detector::OffHours,
-        score: count_score(f.calls, baseline, c.rate.phi()),
+        score,
         feature: "requests_in_quiet_hour",
         baseline: expected,
         current: f.calls,
@@ -46,7 +33,7 @@ pub fn score(ctx: &Context<'_>, c: &ConsumerState, f: &Features) -> Option<Signa
             show(f.calls),
             describe_slot(slot),
             show(expected),
-            show(peak)
+            show(c.rate.peak())
         ),
         severity: None,
     })

@@ -160,7 +160,11 @@ impl Sim {
     }
 }
 
-/// The signal of one detector among those returned.
+/// The signal of one detector among those returned, when it is strong enough to open an
+/// alert on its own (default thresholds).
 pub fn find(signals: &[Signal], detector: Detector) -> Option<&Signal> {
-    signals.iter().find(|s| s.detector == detector)
+    let open = Config::default().detector(detector).open;
+    signals
+        .iter()
+        .find(|s| s.detector == detector && s.score >= open)
 }

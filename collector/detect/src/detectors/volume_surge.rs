@@ -1,18 +1,17 @@
 //! Volume surge (scraping): far more requests in a window than the consumer's seasonal
 //! baseline expects for that hour of the week, judged with the consumer's own overdispersion
-//! so a naturally bursty partner needs a bigger surge than a steady one.
+//! so a naturally bursty partner needs a bigger surge than a steady one. The last windows'
+//! evidence counts too (each half the next), so a small partner's steady surge adds up.
 
-use super::{gates, show, top_endpoints, Context, Signal};
+use super::{count_signal, show, top_endpoints, Context, Signal};
 use crate::alert::Detector;
-use crate::baseline::stats::count_score;
-use crate::baseline::{ConsumerState, Features};
+use crate::baseline::{ConsumerState, Counted, Features};
 
 pub fn score(ctx: &Context<'_>, c: &ConsumerState, f: &Features) -> Option<Signal> {
     let expected = f.expected_calls;
-    if !gates(ctx, Detector::VolumeSurge, f.calls, expected) {
-        return None;
-    }
-    let score = count_score(f.calls, expected, c.rate.phi());
+    let recent = c.with_evidence(f, Counted::Requests)?;
+    let now = (f.calls, expected);
+    let score = count_signal(ctx, Detector::VolumeSurge, now, recent, c.rate.phi())?;
     let excess = c
         .endpoints
         .iter()
