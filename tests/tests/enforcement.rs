@@ -374,7 +374,7 @@ fn in_monitor_mode_a_blocked_consumer_passes_and_every_worker_counts_would_block
     assert_upstream_saw_only_passed(&stack, bad, &bad_tally);
     assert_upstream_saw_only_passed(&stack, good, &good_tally);
     assert_eq!(stack.envoy.counter("plumbline.requests_blocked"), Ok(0));
-    // The records reach the collector; it keeps no would-block flag of its own to show.
+    // The records reach the collector.
     let bad_id = stack.consumer_id(bad.as_bytes());
     wait_for(
         "every request of the watched consumer recorded at the collector",
@@ -385,6 +385,27 @@ fn in_monitor_mode_a_blocked_consumer_passes_and_every_worker_counts_would_block
             match calls_of(&consumers, &bad_id) {
                 n if n == bad_tally.sent => Ok(()),
                 n => Err(format!("{n} calls of {} sent", bad_tally.sent)),
+            }
+        },
+    );
+    // The records carry the would-block flag, and the collector counts them: every request
+    // Envoy counted as would-block arrives flagged.
+    wait_for(
+        "the collector's would-block count to match Envoy's",
+        SHIP_TIMEOUT,
+        Duration::from_millis(200),
+        || {
+            let envoy = stack.envoy.counter("plumbline.requests_would_block")?;
+            let metrics = stack.collector.get("/metrics")?.text();
+            let line = "plumbline_requests_enforced_total{outcome=\"would_block\"} ";
+            let collector = metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(line))
+                .and_then(|n| n.trim().parse::<u64>().ok())
+                .ok_or_else(|| format!("no {line}in /metrics"))?;
+            match (envoy, collector) {
+                (e, c) if e > 0 && e == c => Ok(()),
+                (e, c) => Err(format!("envoy counted {e}, collector {c}")),
             }
         },
     );

@@ -92,6 +92,23 @@ impl Metrics {
             "Records from stored batches.",
             load(&self.records),
         );
+        header(
+            &mut out,
+            "plumbline_requests_enforced_total",
+            "Requests filters blocked or throttled by a decision, or would have blocked in \
+             monitor mode, from the records' flags.",
+            "counter",
+        );
+        for (outcome, count) in [
+            ("blocked", pipeline.totals.blocked),
+            ("throttled", pipeline.totals.throttled),
+            ("would_block", pipeline.totals.would_block),
+        ] {
+            let _ = writeln!(
+                out,
+                "plumbline_requests_enforced_total{{outcome=\"{outcome}\"}} {count}"
+            );
+        }
         counter(
             &mut out,
             "plumbline_records_over_cap_total",

@@ -53,6 +53,44 @@ pub struct Outcome {
 pub struct Totals {
     pub records: u64,
     pub over_cap: u64,
+    /// Requests a filter answered itself by a decision (weighted), by outcome.
+    pub blocked: u64,
+    pub throttled: u64,
+    /// Requests a decision would have blocked in monitor mode (weighted).
+    pub would_block: u64,
+}
+
+impl Totals {
+    fn count_enforcement(&mut self, record_flags: u8, weight: u64) {
+        if record_flags & flags::BLOCKED != 0 {
+            self.blocked += weight;
+        }
+        if record_flags & flags::THROTTLED != 0 {
+            self.throttled += weight;
+        }
+        if record_flags & flags::WOULD_BLOCK != 0 {
+            self.would_block += weight;
+        }
+    }
+}
+
+#[cfg(test)]
+mod enforcement_tests {
+    use super::*;
+
+    #[test]
+    fn blocked_throttled_and_would_block_records_are_counted_by_weight() {
+        // Before, the collector read no flag but RAW_PATH: enforcement outcomes reached no metric.
+        let mut totals = Totals::default();
+        totals.count_enforcement(flags::BLOCKED | flags::LOCAL_REPLY, 1);
+        totals.count_enforcement(flags::THROTTLED, 2);
+        totals.count_enforcement(flags::WOULD_BLOCK, 4);
+        totals.count_enforcement(0, 8);
+        assert_eq!(
+            (totals.blocked, totals.throttled, totals.would_block),
+            (1, 2, 4)
+        );
+    }
 }
 
 /// Inventory, consumers, filters and detection.
@@ -118,6 +156,7 @@ impl Pipeline {
         let weight = u64::from(record.weight.max(1));
         let time_ms = batch.time_ms(record);
         let mut complete = true;
+        self.totals.count_enforcement(record.flags, weight);
 
         let id = batch.consumer(record);
         let consumer = match id {
