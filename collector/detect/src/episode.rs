@@ -9,10 +9,13 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq)]
 pub struct Episode {
-    cusum: f32,
+    /// The CUSUM in 1/256 steps (kept small: eight of these per consumer).
+    cusum: u16,
     quiet: u8,
     open: bool,
 }
+
+const CUSUM_SCALE: f64 = 256.0;
 
 /// What a window did to the episode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,13 +41,14 @@ impl Episode {
         may_open: bool,
     ) -> Step {
         let showing = score >= c.sustain;
-        let cusum = (f64::from(self.cusum) + score - c.sustain).max(0.0);
-        self.cusum = cusum.min(c.sustain_total * 4.0) as f32;
+        let cusum = (f64::from(self.cusum) / CUSUM_SCALE + score - c.sustain).max(0.0);
+        let kept = cusum.min(c.sustain_total * 4.0) * CUSUM_SCALE;
+        self.cusum = kept.round().min(f64::from(u16::MAX)) as u16;
         if self.open {
             return self.step_open(showing, resolve_after);
         }
         if !may_open {
-            self.cusum = 0.0;
+            self.cusum = 0;
             return Step::Nothing;
         }
         if score >= c.open || (showing && cusum >= c.sustain_total) {

@@ -32,8 +32,11 @@ use stats::{count_score, ewma, Evidence, MeanVar};
 
 /// Weight of one active window in shares, rates and sizes.
 const ALPHA: f64 = 0.03;
-/// Recent numeric IDs remembered per consumer to see sequential walks.
+/// Recent numeric IDs remembered per consumer to see sequential walks (16-bit hashes: a
+/// false step now and then is far below any walk worth reporting).
 const RECENT_NUMBERS: usize = 24;
+/// Endpoint states added at a time when a consumer's list is full.
+const ENDPOINT_GROWTH: usize = 4;
 /// Windows an endpoint's object model needs before it is scored.
 pub const OBJECT_MIN_SAMPLES: u8 = 5;
 /// Floor on the expected distinct objects in a window.
@@ -126,8 +129,6 @@ impl ObjectModel {
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct EndpointState {
     pub endpoint: u32,
-    /// Day number (since 1970) of its first use by this consumer.
-    pub first_seen_day: u16,
     /// Share of the consumer's calls in active windows.
     share: FixQ,
     pub objects: ObjectModel,
@@ -145,10 +146,9 @@ pub struct EndpointState {
 }
 
 impl EndpointState {
-    fn new(endpoint: u32, day: u16) -> EndpointState {
+    fn new(endpoint: u32) -> EndpointState {
         EndpointState {
             endpoint,
-            first_seen_day: day,
             share: FixQ::default(),
             objects: ObjectModel::default(),
             walk_max: LogQ::default(),
@@ -446,7 +446,7 @@ pub struct ConsumerState {
     pub errors: ErrorMix,
     pub bytes: BytesBaseline,
     pub origins: Origins,
-    recent_numbers: [u32; RECENT_NUMBERS],
+    recent_numbers: [u16; RECENT_NUMBERS],
     recent_next: u8,
     pub mix: MixBaseline,
     /// Hours of the day with unusual objects or walks lately (see [`Habits`]).
@@ -507,7 +507,7 @@ impl ConsumerState {
             .position(|e| e.endpoint == obs.endpoint);
         let (index, first_call) = match known {
             Some(i) => (Some(i), false),
-            None => self.add_endpoint(obs.endpoint, day, max_endpoints),
+            None => self.add_endpoint(obs.endpoint, max_endpoints),
         };
         let sequential = match obs.object_number {
             Some(n) => self.sequential_step(obs.endpoint, n),
@@ -555,9 +555,14 @@ impl ConsumerState {
     /// none (its calls fold into the tail); and whether the consumer never called it before.
     /// Tracked endpoints are never dropped, so only folded ones need remembering, in a
     /// 64-bit set of hashes.
-    fn add_endpoint(&mut self, endpoint: u32, day: u16, max: usize) -> (Option<usize>, bool) {
+    fn add_endpoint(&mut self, endpoint: u32, max: usize) -> (Option<usize>, bool) {
         if self.endpoints.len() < max {
-            self.endpoints.push(EndpointState::new(endpoint, day));
+            // Grow a few at a time: doubling would leave a 20-endpoint consumer with room
+            // for 32, a third of its memory unused.
+            if self.endpoints.len() == self.endpoints.capacity() {
+                self.endpoints.reserve_exact(ENDPOINT_GROWTH);
+            }
+            self.endpoints.push(EndpointState::new(endpoint));
             self.new_endpoints = self.new_endpoints.saturating_add(1);
             return (Some(self.endpoints.len() - 1), true);
         }
@@ -571,7 +576,7 @@ impl ConsumerState {
     /// True when a neighbour of this numeric ID (±1) was among the recent ones on the same
     /// endpoint: one step of a sequential walk.
     fn sequential_step(&mut self, endpoint: u32, number: u64) -> bool {
-        let key = |n: u64| (mix64(n ^ (u64::from(endpoint) << 40)) >> 32) as u32 | 1;
+        let key = |n: u64| (mix64(n ^ (u64::from(endpoint) << 40)) >> 48) as u16 | 1;
         let below = key(number.wrapping_sub(1));
         let above = key(number.wrapping_add(1));
         let step = self
@@ -918,21 +923,5 @@ mod tests {
         let small = m.expected(10.0);
         let big = m.expected(400.0);
         assert!(small < big && big < 60.0, "{small} {big}");
-    }
-}
-#[cfg(test)]
-mod size_tests {
-    #[test]
-    fn print_sizes() {
-        eprintln!(
-            "consumer {} endpoint {} seasonal {} origins {} errors {} mix {} episodes {}",
-            std::mem::size_of::<super::ConsumerState>(),
-            std::mem::size_of::<super::EndpointState>(),
-            std::mem::size_of::<super::Seasonal>(),
-            std::mem::size_of::<super::Origins>(),
-            std::mem::size_of::<super::ErrorMix>(),
-            std::mem::size_of::<super::MixBaseline>(),
-            std::mem::size_of::<[super::Episode; 8]>(),
-        );
     }
 }
