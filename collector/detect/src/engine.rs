@@ -550,3 +550,295 @@ fn round(x: f64) -> f64 {
         (x * 1_000.0).round() / 1_000.0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observation::mix64;
+    use plumbline_wire::Addr;
+
+    /// 2026-03-02T00:00Z, a Monday.
+    const START: u64 = 1_772_409_600_000;
+    const PATHS: [&str; 4] = [
+        "GET /v1/orders/{id}",
+        "GET /v1/orders",
+        "POST /v1/orders",
+        "GET /v1/admin/users",
+    ];
+
+    fn id(c: u32) -> ConsumerId {
+        let mut bytes = [0u8; 16];
+        bytes[..4].copy_from_slice(&c.to_le_bytes());
+        ConsumerId(bytes)
+    }
+
+    fn obs(c: u32, t: u64, endpoint: u32, n: u64) -> Observation<'static> {
+        Observation {
+            time_ms: t,
+            consumer: id(c),
+            endpoint,
+            endpoint_path: PATHS[endpoint as usize],
+            object: (endpoint == 0).then(|| mix64(n)),
+            object_number: (endpoint == 0).then_some(n),
+            status: 200,
+            response_bytes: 1_500,
+            client: Some(Addr::V4([10, 0, c as u8, 1])),
+            user_agent: 42 << 32,
+            weight: 1,
+            sensitive: endpoint == 3,
+        }
+    }
+
+    /// `per_hour` requests of consumer `c` in hour `h`, spread evenly, on its usual endpoints.
+    fn hour_of(c: u32, h: u64, per_hour: u64) -> Vec<Observation<'static>> {
+        let t0 = START + h * HOUR_MS;
+        (0..per_hour)
+            .map(|i| {
+                let t = t0 + i * HOUR_MS / per_hour;
+                obs(c, t, (i % 3) as u32, 1_000 + (mix64(i ^ h << 20) % 40))
+            })
+            .collect()
+    }
+
+    fn config() -> Config {
+        Config::demo(2 * DAY_MS, HOUR_MS)
+    }
+
+    /// Runs hours `from..to`; `load(c, h)` is consumer c's requests in hour h.
+    fn run(
+        engine: &mut Engine,
+        consumers: u32,
+        from: u64,
+        to: u64,
+        load: impl Fn(u32, u64) -> u64,
+    ) -> Vec<AlertUpdate> {
+        let mut updates = Vec::new();
+        for h in from..to {
+            let mut batch: Vec<_> = (0..consumers)
+                .flat_map(|c| hour_of(c, h, load(c, h)))
+                .collect();
+            batch.sort_by_key(|o| o.time_ms);
+            for o in &batch {
+                engine.observe(o);
+            }
+            updates.extend(engine.tick(START + (h + 1) * HOUR_MS));
+        }
+        updates
+    }
+
+    fn of(updates: &[AlertUpdate], detector: Detector, change: Change) -> Vec<&AlertUpdate> {
+        updates
+            .iter()
+            .filter(|u| u.alert.detector == detector && u.change == change)
+            .collect()
+    }
+
+    #[test]
+    fn a_surge_after_learning_opens_one_alert_that_updates_then_resolves() {
+        let mut engine = Engine::new(config()).unwrap();
+        run(&mut engine, 3, 0, 72, |_, _| 100);
+        let surge = run(
+            &mut engine,
+            3,
+            72,
+            76,
+            |c, _| if c == 1 { 900 } else { 100 },
+        );
+        let calm = run(&mut engine, 3, 76, 84, |_, _| 100);
+
+        let opened = of(&surge, Detector::VolumeSurge, Change::Opened);
+        assert_eq!(opened.len(), 1, "{surge:?}");
+        let alert = &opened[0].alert;
+        assert_eq!(alert.consumer, id(1));
+        assert_eq!(alert.status, AlertStatus::Open);
+        assert_eq!(alert.evidence.feature, "requests_per_window");
+        assert!(alert.evidence.current > 5.0 * alert.evidence.baseline);
+        assert!(!of(&surge, Detector::VolumeSurge, Change::Updated).is_empty());
+        let resolved = of(&calm, Detector::VolumeSurge, Change::Resolved);
+        assert_eq!(resolved.len(), 1);
+        assert_eq!(resolved[0].alert.id, alert.id);
+        assert!(engine.open_alerts().is_empty());
+    }
+
+    #[test]
+    fn nothing_is_scored_during_the_learning_period() {
+        let mut engine = Engine::new(config()).unwrap();
+        let updates = run(&mut engine, 2, 0, 40, |c, h| {
+            if c == 0 && h > 30 {
+                900
+            } else {
+                100
+            }
+        });
+        assert!(updates.is_empty(), "{updates:?}");
+    }
+
+    #[test]
+    fn a_first_call_to_an_admin_endpoint_after_learning_is_a_high_alert() {
+        let mut engine = Engine::new(config()).unwrap();
+        run(&mut engine, 2, 0, 60, |_, _| 50);
+        engine.observe(&obs(0, START + 60 * HOUR_MS + 10, 3, 0));
+        let updates = engine.tick(START + 61 * HOUR_MS);
+        let opened = of(&updates, Detector::FirstUse, Change::Opened);
+        assert_eq!(opened.len(), 1, "{updates:?}");
+        assert_eq!(opened[0].alert.severity, Severity::High);
+        assert_eq!(
+            opened[0].alert.evidence.endpoints,
+            vec!["GET /v1/admin/users"]
+        );
+    }
+
+    #[test]
+    fn the_same_records_give_the_same_alerts() {
+        let load = |c: u32, h: u64| {
+            if c == 2 && (60..63).contains(&h) {
+                1_000
+            } else {
+                80
+            }
+        };
+        let mut a = Engine::new(config()).unwrap();
+        let mut b = Engine::new(config()).unwrap();
+        assert_eq!(run(&mut a, 4, 0, 70, load), run(&mut b, 4, 0, 70, load));
+        assert_eq!(a.snapshot(), b.snapshot());
+    }
+
+    #[test]
+    fn a_restored_snapshot_carries_on_exactly_like_the_original() {
+        let load = |c: u32, h: u64| if c == 0 && h >= 60 { 700 } else { 90 };
+        let mut original = Engine::new(config()).unwrap();
+        run(&mut original, 3, 0, 61, load);
+        let mut restored = Engine::restore(config(), &original.snapshot()).unwrap();
+        assert_eq!(restored.stats(), original.stats());
+        let from_original = run(&mut original, 3, 61, 70, load);
+        let from_restored = run(&mut restored, 3, 61, 70, load);
+        assert!(!from_original.is_empty());
+        assert_eq!(from_original, from_restored);
+    }
+
+    #[test]
+    fn a_snapshot_is_refused_with_another_window_length_or_when_garbled() {
+        let mut engine = Engine::new(config()).unwrap();
+        run(&mut engine, 1, 0, 3, |_, _| 10);
+        let bytes = engine.snapshot();
+        let other = Config::demo(2 * DAY_MS, 2 * HOUR_MS);
+        assert!(matches!(
+            Engine::restore(other, &bytes),
+            Err(RestoreError::Window { .. })
+        ));
+        assert!(matches!(
+            Engine::restore(config(), &bytes[..bytes.len() / 2]),
+            Err(RestoreError::Malformed(_))
+        ));
+        assert!(matches!(
+            Engine::restore(config(), &[9, 9]),
+            Err(RestoreError::Format { found: 9, .. })
+        ));
+    }
+
+    #[test]
+    fn acknowledging_marks_the_open_alert_and_unknown_ids_give_none() {
+        let mut engine = Engine::new(config()).unwrap();
+        run(&mut engine, 2, 0, 60, |_, _| 100);
+        let updates = run(
+            &mut engine,
+            2,
+            60,
+            62,
+            |c, _| if c == 0 { 1_200 } else { 100 },
+        );
+        let opened = &of(&updates, Detector::VolumeSurge, Change::Opened)[0].alert;
+        let ack = engine.acknowledge(opened.id).unwrap();
+        assert_eq!(ack.change, Change::Acknowledged);
+        assert_eq!(ack.alert.status, AlertStatus::Acknowledged);
+        let open = engine.open_alerts();
+        let same = open.iter().find(|a| a.id == opened.id).unwrap();
+        assert_eq!(same.status, AlertStatus::Acknowledged);
+        assert!(engine.acknowledge(opened.id + 1_000).is_none());
+    }
+
+    #[test]
+    fn a_surge_every_consumer_shows_at_once_is_a_platform_event_not_abuse() {
+        let mut engine = Engine::new(config()).unwrap();
+        run(&mut engine, 20, 0, 60, |_, _| 100);
+        let updates = run(&mut engine, 20, 60, 62, |_, _| 1_000);
+        assert!(of(&updates, Detector::VolumeSurge, Change::Opened).is_empty());
+        assert!(engine.stats().population_events > 0);
+    }
+
+    #[test]
+    fn records_older_than_the_open_window_count_into_it_as_late() {
+        let mut engine = Engine::new(config()).unwrap();
+        engine.observe(&obs(0, START + 2 * HOUR_MS, 1, 0));
+        engine.observe(&obs(0, START + 3 * HOUR_MS + 5, 1, 0));
+        engine.observe(&obs(0, START + 2 * HOUR_MS + 9, 1, 0));
+        assert_eq!(engine.stats().late, 1);
+        assert_eq!(engine.window_start(), Some(START + 3 * HOUR_MS));
+    }
+
+    #[test]
+    fn a_jump_in_time_skips_windows_instead_of_learning_silence() {
+        let mut engine = Engine::new(config()).unwrap();
+        engine.observe(&obs(0, START, 1, 0));
+        engine.tick(START + 100 * DAY_MS);
+        let stats = engine.stats();
+        assert_eq!(stats.windows_closed, 1);
+        assert!(stats.windows_skipped > 2_000, "{stats:?}");
+    }
+
+    #[test]
+    fn consumers_past_the_cap_are_dropped_and_counted() {
+        let mut engine = Engine::new(Config {
+            max_consumers: 2,
+            ..config()
+        })
+        .unwrap();
+        for c in 0..4 {
+            engine.observe(&obs(c, START, 1, 0));
+        }
+        assert_eq!(engine.stats().consumers, 2);
+        assert_eq!(engine.stats().dropped_consumers, 2);
+    }
+
+    #[test]
+    fn a_consumer_idle_past_the_limit_is_forgotten() {
+        let mut engine = Engine::new(config()).unwrap();
+        engine.observe(&obs(0, START, 1, 0));
+        engine.observe(&obs(1, START, 1, 0));
+        for day in 1..40 {
+            engine.observe(&obs(1, START + day * DAY_MS, 1, 0));
+        }
+        assert_eq!(engine.stats().consumers, 1);
+        assert_eq!(engine.stats().consumers_forgotten, 1);
+        assert!(engine.consumer_memory_bytes(&id(0)).is_none());
+    }
+
+    #[test]
+    fn a_consumer_using_twenty_endpoints_fits_in_two_kibibytes() {
+        let mut engine = Engine::new(config()).unwrap();
+        for h in 0..72 {
+            for e in 0..20u32 {
+                let mut o = obs(0, START + h * HOUR_MS + u64::from(e), 0, u64::from(e));
+                o.endpoint = 100 + e;
+                engine.observe(&o);
+            }
+        }
+        let bytes = engine.consumer_memory_bytes(&id(0)).unwrap();
+        assert!(bytes <= 2_048, "{bytes}");
+    }
+
+    #[test]
+    fn alerts_serialise_to_json_with_a_hex_consumer() {
+        let mut engine = Engine::new(config()).unwrap();
+        run(&mut engine, 1, 0, 60, |_, _| 100);
+        let updates = run(&mut engine, 1, 60, 61, |_, _| 1_500);
+        let surge = of(&updates, Detector::VolumeSurge, Change::Opened)[0];
+        let json = serde_json::to_string(surge).unwrap();
+        assert!(
+            json.contains("\"consumer\":\"00000000000000000000000000000000\""),
+            "{json}"
+        );
+        assert!(json.contains("\"detector\":\"volume_surge\""), "{json}");
+        assert!(json.contains("\"change\":\"opened\""), "{json}");
+    }
+}
