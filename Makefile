@@ -80,11 +80,13 @@ lint: tools build ## rustfmt check, clippy (native and wasm32), envoy --mode val
 fmt: ## Format the code
 	cargo fmt --all
 
-bench: tools build bench-tools ## Measure the filter against a no-op wasm filter, and the collector
+bench: tools build bench-tools ## Filter vs no-op wasm filter, propagation, collector and detection speed, memory per consumer
 	cargo build -p plumbline-noop-filter --target $(WASM_TARGET) --profile wasm
 	@scripts/bench.sh
 	@scripts/bench-propagation.sh
 	cargo bench -p plumbline-collector --bench pipeline
+	cargo bench -p plumbline-detect --bench observe
+	cargo run --release -p plumbline-detect --bin detect-footprint
 
 bench-tools:
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
