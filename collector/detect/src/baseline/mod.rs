@@ -599,13 +599,19 @@ impl ConsumerState {
     /// Calls the baseline expects on endpoint `i` in this window: its usual share of the calls
     /// the consumer made elsewhere this window (the best measure of how busy it is now, and
     /// one an enumeration of this endpoint cannot inflate), or of the seasonal expectation
-    /// when too few calls went elsewhere.
+    /// when too few calls went elsewhere (the window's own calls while the hour of the week
+    /// has not been learned).
     pub fn expected_endpoint_calls(&self, i: usize, slot: usize) -> f64 {
         let e = &self.endpoints[i];
         let share = e.share().clamp(0.0, 1.0);
         let elsewhere = f64::from(self.calls.saturating_sub(e.calls));
         if share < 0.8 && elsewhere >= 10.0 {
             return elsewhere * share / (1.0 - share);
+        }
+        if !self.rate.is_learned(slot) {
+            // The overall level says nothing about this hour (it is the daytime mean at
+            // night): take the window's own calls rather than teach the object model a bias.
+            return f64::from(e.calls);
         }
         self.rate.expected(slot) * share
     }
@@ -798,23 +804,37 @@ impl ConsumerState {
     }
 
     /// Learns each endpoint's objects, walks and sizes. A window whose objects or walk stand
-    /// out is an outlier, remembered for its hour and learned only when that hour already is
-    /// a habit. So an enumeration does not become the baseline while a nightly sync does.
+    /// out is an outlier, remembered for its hour and learned in full only when that hour
+    /// already is a habit (clipped otherwise). So an enumeration does not become the baseline
+    /// while a nightly sync does.
     fn learn_endpoints(&mut self, w: &Window, objects: bool, sizes: bool) {
         let hour = w.hour();
         let habit = self.object_habits.is_habit(hour, w.day, OBJECT_HABIT_DAYS);
         let settled = self.windows >= 48;
+        let slot_known = self.rate.is_learned(w.slot);
+        let level = self.rate.level();
         for i in 0..self.endpoints.len() {
             let expected = self.expected_endpoint_calls(i, w.slot);
             let e = &mut self.endpoints[i];
             let score = e.objects_score(expected).max(e.walk_score());
-            let outlier = score >= OUTLIER;
+            // While the hour of the week is new, the expectation is the window's own calls;
+            // far more objects than an average hour's share of calls gives tell the outlier.
+            let usual = e.objects.expected(level * e.share());
+            let unusual =
+                !slot_known && !e.sketch.is_empty() && e.sketch.estimate() >= 4.0 * usual + 10.0;
+            let outlier = score >= OUTLIER || unusual;
             if outlier && settled {
                 self.object_habits.note(hour, w.day);
             }
             let learn = objects && (!outlier || habit || !settled);
-            if learn && e.calls > 0 && !e.sketch.is_empty() {
-                let distinct = e.sketch.estimate();
+            if objects && e.calls > 0 && !e.sketch.is_empty() {
+                // An outlier is learned clipped to twice the expectation: the model keeps
+                // correcting itself (a fully frozen model that started wrong would call every
+                // window an outlier forever) while an enumeration barely moves it.
+                let mut distinct = e.sketch.estimate();
+                if !learn {
+                    distinct = distinct.min(2.0 * e.objects.expected(expected) + 2.0);
+                }
                 e.objects.learn(f64::from(e.calls), distinct, expected);
             }
             let walked = if learn { f64::from(e.sequential) } else { 0.0 };

@@ -116,6 +116,11 @@ impl Seasonal {
         f64::from(self.phi)
     }
 
+    /// Mean requests per window over all windows.
+    pub fn level(&self) -> f64 {
+        f64::from(self.level)
+    }
+
     /// The busiest learned slot's expectation (the level when none is learned).
     pub fn peak(&self) -> f64 {
         let top = self.week.iter().flatten().copied().max().unwrap_or(0);
