@@ -84,19 +84,19 @@ impl Default for Config {
             rare_min_consumers: 50,
             detectors: [
                 // enumeration: distinct objects per window on one endpoint
-                DetectorConfig::new(6.0, 2.5, 5.0, 3.0, 10.0),
+                DetectorConfig::new(6.0, 2.0, 4.0, 3.0, 10.0),
                 // volume_surge: requests per window
-                DetectorConfig::new(6.0, 2.5, 5.0, 3.0, 30.0),
+                DetectorConfig::new(6.0, 2.0, 4.0, 3.0, 30.0),
                 // endpoint_mix_drift: total-variation distance of the mix
-                DetectorConfig::new(5.0, 2.5, 5.0, 2.0, 0.1),
+                DetectorConfig::new(5.0, 1.5, 3.5, 2.0, 0.1),
                 // credential_sharing: new origins per window
-                DetectorConfig::new(5.0, 2.5, 5.0, 3.0, 3.0),
+                DetectorConfig::new(5.0, 2.0, 4.0, 3.0, 3.0),
                 // error_probing: 401/403/404 answers per window
-                DetectorConfig::new(5.0, 2.5, 5.0, 3.0, 5.0),
+                DetectorConfig::new(5.0, 1.5, 3.5, 3.0, 5.0),
                 // exfiltration: response bytes per window against the same calls' usual bytes
-                DetectorConfig::new(5.0, 2.5, 5.0, 3.0, 65_536.0),
+                DetectorConfig::new(5.0, 2.0, 4.0, 3.0, 65_536.0),
                 // off_hours: requests in a normally quiet window
-                DetectorConfig::new(6.0, 2.5, 5.0, 3.0, 4.0),
+                DetectorConfig::new(6.0, 2.0, 4.0, 3.0, 4.0),
                 // first_use: calls to a sensitive or rare endpoint never used before
                 DetectorConfig::new(6.0, 3.0, 6.0, 1.0, 0.0),
             ],
