@@ -90,7 +90,7 @@ impl Default for Config {
                 // endpoint_mix_drift: total-variation distance of the mix
                 DetectorConfig::new(5.0, 1.5, 3.5, 2.0, 0.1),
                 // credential_sharing: new origins per window
-                DetectorConfig::new(5.0, 2.0, 4.0, 3.0, 3.0),
+                DetectorConfig::new(5.0, 2.0, 4.0, 3.0, 2.0),
                 // error_probing: 401/403/404 answers per window
                 DetectorConfig::new(5.0, 1.5, 3.5, 3.0, 5.0),
                 // exfiltration: response bytes per window against the same calls' usual bytes

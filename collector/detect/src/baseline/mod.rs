@@ -37,6 +37,8 @@ const ALPHA: f64 = 0.03;
 const RECENT_NUMBERS: usize = 24;
 /// Endpoint states added at a time when a consumer's list is full.
 const ENDPOINT_GROWTH: usize = 4;
+/// Windows after which a consumer's endpoint set and shares have settled.
+const SETTLED_WINDOWS: u32 = 48;
 /// Windows an endpoint's object model needs before it is scored.
 pub const OBJECT_MIN_SAMPLES: u8 = 5;
 /// Floor on the expected distinct objects in a window.
@@ -728,7 +730,10 @@ impl ConsumerState {
         }
         let learn_origins = !flag(Detector::CredentialSharing);
         self.origins.close(active, learn_origins, w.day);
-        ewma(&mut self.novelty, f64::from(self.new_endpoints), 0.01);
+        // The first days discover the consumer's whole set: that is not a habit of novelty.
+        if self.windows > SETTLED_WINDOWS {
+            ewma(&mut self.novelty, f64::from(self.new_endpoints), 0.01);
+        }
         self.fold_evidence(f);
         self.reset_window();
     }
@@ -810,7 +815,7 @@ impl ConsumerState {
     fn learn_endpoints(&mut self, w: &Window, objects: bool, sizes: bool) {
         let hour = w.hour();
         let habit = self.object_habits.is_habit(hour, w.day, OBJECT_HABIT_DAYS);
-        let settled = self.windows >= 48;
+        let settled = self.windows >= SETTLED_WINDOWS;
         let slot_known = self.rate.is_learned(w.slot);
         let level = self.rate.level();
         for i in 0..self.endpoints.len() {

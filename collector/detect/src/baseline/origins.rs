@@ -2,8 +2,8 @@
 //! and user agents it is known to use, kept in small least-recently-used sets, and how many
 //! new ones a window normally brings.
 //!
-//! New origins are learned only when a window was not flagged, so a leaked key's new users
-//! stay new for the whole episode.
+//! New origins are learned only when a window was not flagged, and a burst of new networks
+//! one per window, so a leaked key's new users stay new for the whole episode.
 
 use super::sketch::BitCounter;
 use super::stats::ewma;
@@ -121,8 +121,19 @@ impl Origins {
             ewma(&mut self.distinct_mean, w.distinct_networks, 0.03);
         }
         if learn_new {
+            // A burst of new networks is learned one per window: a leaked key spreading over
+            // a few windows must not make itself known before it adds up to a finding.
+            let burst = self.window().new_networks > 1.0;
+            let mut networks_left = if burst { 1 } else { FRESH };
             for i in 0..usize::from(self.fresh_len) {
-                self.remember(self.fresh[i], day);
+                let tagged = self.fresh[i];
+                if tagged & AGENT == 0 {
+                    if networks_left == 0 {
+                        continue;
+                    }
+                    networks_left -= 1;
+                }
+                self.remember(tagged, day);
             }
         }
         self.fresh_len = 0;
