@@ -92,7 +92,7 @@ bench-tools:
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 
 eval-detect: ## Replay 14+ days of generated partner traffic with labelled abusers through the detectors
-	cargo run --release -p plumbline-detect --bin eval-detect
+	cargo run --release -p plumbline-collector --bin eval-detect
 
 dataset-check: build ## Ingest the shared Apache log and check the result (needs ../shared/datasets)
 	@scripts/dataset-check.sh $(DATASETS)/apache-access-2015/access.log

@@ -52,8 +52,8 @@
 //! assert_eq!(restored.stats(), engine.stats());
 //! ```
 //!
-//! [`scenario`] generates labelled traffic for the evaluation (`eval-detect`) and for
-//! driving the real ingest pipeline.
+//! [`scenario`] generates labelled traffic for the evaluation and [`evaluation`] scores the
+//! alerts it raised; the collector's `eval-detect` runs it through the real ingest pipeline.
 
 pub mod alert;
 mod baseline;
@@ -61,6 +61,7 @@ pub mod config;
 mod detectors;
 pub mod engine;
 mod episode;
+pub mod evaluation;
 pub mod observation;
 mod peers;
 pub mod scenario;

@@ -16,6 +16,7 @@
 pub mod config;
 pub mod flow;
 pub mod observe;
+pub mod replay;
 pub mod sink;
 pub mod view;
 

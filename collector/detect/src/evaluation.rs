@@ -1,6 +1,8 @@
-//! `eval-detect`: runs the evaluation scenario through the detection engine in time order and
-//! prints, per detector and attack strength, precision, recall, median time to detect and
-//! false alerts per 10,000 consumer-hours of normal traffic.
+//! Scoring an evaluation run: which labelled attacks of the [`crate::scenario`] the alerts
+//! caught, how fast, and how many alerts fired on normal traffic. The run itself (records
+//! through the collector's ingest pipeline) is the collector's `eval-detect`; this module only
+//! reads the alert updates it collected, so the scoring stays the one committed with the
+//! scenario however the records reach the engine.
 //!
 //! How alerts are matched to the labelled attacks:
 //! - an alert *shows* a window when it opens or is updated for it; an attack is detected by
@@ -14,53 +16,49 @@
 //!   false alerts), so every false alert counts against every row;
 //! - normal consumer-hours = every consumer's hours after the learning days, less the hours
 //!   inside attacks on it (and two windows after each).
-//!
-//! Usage: `eval-detect [--consumers N] [--days D] [--seed S] [--attacks-per-cell N]
-//! [--explain DETECTOR]`; `--explain` lists that detector's false alerts and missed attacks.
 
-use plumbline_detect::config::HOUR_MS;
-use plumbline_detect::scenario::{GenRecord, ObjectId, Scenario, ScenarioConfig, CATALOGUE};
-use plumbline_detect::{stable_hash, AlertUpdate, Change, Config, Detector, Engine, Observation};
+use crate::config::HOUR_MS;
+use crate::scenario::{Scenario, ScenarioConfig};
+use crate::{AlertUpdate, Change, Detector};
 use plumbline_wire::ConsumerId;
 use std::collections::HashMap;
-use std::time::Instant;
 
-const SALT: &[u8] = b"eval-detect";
+/// The salt the evaluation's consumer ids are made with.
+pub const SALT: &[u8] = b"eval-detect";
 
-fn main() {
-    let (scenario_config, explain) = match parse_args() {
-        Ok(parsed) => parsed,
-        Err(message) => {
-            eprintln!("eval-detect: {message}");
-            std::process::exit(2);
-        }
-    };
-    let began = Instant::now();
-    let scenario = Scenario::new(scenario_config);
-    let config = Config::default();
-    let run = run(&scenario, config);
-    let report = Report::new(&scenario, &run);
-    print_scenario(&scenario, &run);
-    report.print();
-    if let Some(detector) = explain {
-        explain_detector(&scenario, &run, detector);
-    }
-    println!(
-        "\nengine: {} consumers, {:.0} bytes of state per consumer in memory, {:.0} in the snapshot",
-        run.consumers, run.memory_per_consumer, run.snapshot_per_consumer
-    );
-    println!(
-        "ran {} records through the engine in {:.1} s ({:.1} s total with generation)",
-        run.records,
-        run.engine_seconds,
-        began.elapsed().as_secs_f64()
-    );
+/// What came out of running a scenario: every alert update, in order, and the window length.
+pub struct Run {
+    pub updates: Vec<AlertUpdate>,
+    pub consumer_index: HashMap<ConsumerId, u32>,
+    pub window_ms: u64,
 }
 
-fn parse_args() -> Result<(ScenarioConfig, Option<Detector>), String> {
+impl Run {
+    /// A run of `scenario` whose consumer ids were made with [`SALT`].
+    pub fn new(scenario: &Scenario, updates: Vec<AlertUpdate>, window_ms: u64) -> Run {
+        let consumer_index = (0..scenario.consumers.len() as u32)
+            .map(|c| (scenario.consumer_id(c, SALT), c))
+            .collect();
+        Run {
+            updates,
+            consumer_index,
+            window_ms,
+        }
+    }
+}
+
+/// Command-line options of `eval-detect`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    pub scenario: ScenarioConfig,
+    pub explain: Option<Detector>,
+}
+
+/// Parses `[--consumers N] [--days D] [--seed S] [--attacks-per-cell N] [--explain DETECTOR]`.
+pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, String> {
     let mut config = ScenarioConfig::default();
     let mut explain = None;
-    let mut args = std::env::args().skip(1);
+    let mut args = args.into_iter();
     while let Some(flag) = args.next() {
         let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
         if flag == "--explain" {
@@ -83,120 +81,13 @@ fn parse_args() -> Result<(ScenarioConfig, Option<Detector>), String> {
     if config.days <= config.learning_days + 2 {
         return Err(format!("--days must exceed {}", config.learning_days + 2));
     }
-    Ok((config, explain))
-}
-
-/// What came out of running the scenario through the engine.
-struct Run {
-    updates: Vec<AlertUpdate>,
-    consumer_index: HashMap<ConsumerId, u32>,
-    records: u64,
-    attack_records: u64,
-    consumers: usize,
-    memory_per_consumer: f64,
-    snapshot_per_consumer: f64,
-    engine_seconds: f64,
-    window_ms: u64,
-}
-
-fn run(scenario: &Scenario, config: Config) -> Run {
-    let ids: Vec<ConsumerId> = (0..scenario.consumers.len() as u32)
-        .map(|c| scenario.consumer_id(c, SALT))
-        .collect();
-    let templates: Vec<String> = CATALOGUE.iter().map(|e| e.template()).collect();
-    let agents: Vec<u64> = scenario
-        .user_agents
-        .iter()
-        .map(|ua| stable_hash(ua.as_bytes()))
-        .collect();
-    let window_ms = config.window_ms;
-    let mut engine = match Engine::new(config) {
-        Ok(engine) => engine,
-        Err(e) => {
-            eprintln!("eval-detect: {e}");
-            std::process::exit(1);
-        }
-    };
-
-    let mut updates = Vec::new();
-    let mut next_tick = scenario.start_ms() + window_ms;
-    let mut records = 0;
-    let mut attack_records = 0;
-    let mut engine_time = std::time::Duration::ZERO;
-    for record in scenario.records() {
-        let started = Instant::now();
-        while record.time_ms >= next_tick {
-            updates.extend(engine.tick(next_tick));
-            next_tick += window_ms;
-        }
-        let obs = observation(&record, &ids, &templates, &agents);
-        engine.observe(&obs);
-        engine_time += started.elapsed();
-        records += 1;
-        attack_records += u64::from(record.attack.is_some());
+    if config.consumers == 0 {
+        return Err("--consumers must be at least 1".into());
     }
-    updates.extend(engine.tick(scenario.end_ms()));
-
-    let consumers = engine.stats().consumers.max(1) as usize;
-    let snapshot = engine.snapshot();
-    Run {
-        updates,
-        consumer_index: ids
-            .iter()
-            .enumerate()
-            .map(|(i, id)| (*id, i as u32))
-            .collect(),
-        records,
-        attack_records,
-        consumers,
-        memory_per_consumer: engine.memory_bytes() as f64 / consumers as f64,
-        snapshot_per_consumer: snapshot.len() as f64 / consumers as f64,
-        engine_seconds: engine_time.as_secs_f64(),
-        window_ms,
-    }
-}
-
-/// The observation the collector would build for this record after templating. The eval
-/// hashes ID values from their bytes rather than their text: only distinctness matters.
-fn observation<'a>(
-    r: &GenRecord,
-    ids: &[ConsumerId],
-    templates: &'a [String],
-    agents: &[u64],
-) -> Observation<'a> {
-    let spec = r.spec();
-    let (object, object_number) = match r.object {
-        Some(ObjectId::Number(n)) => (Some(stable_hash(&n.to_le_bytes())), Some(n)),
-        Some(ObjectId::Uuid(u)) => (Some(stable_hash(&u.to_le_bytes())), None),
-        None => (None, None),
-    };
-    Observation {
-        time_ms: r.time_ms,
-        consumer: ids[r.consumer as usize],
-        endpoint: u32::from(r.endpoint),
-        endpoint_path: &templates[r.endpoint as usize],
-        object,
-        object_number,
-        status: r.status,
-        response_bytes: r.response_bytes,
-        client: Some(r.client),
-        user_agent: agents[r.user_agent as usize],
-        weight: 1,
-        sensitive: spec.sensitive,
-    }
-}
-
-fn print_scenario(s: &Scenario, run: &Run) {
-    println!(
-        "scenario: seed {}, {} consumers, {} days ({} learning), {} records ({} from attacks), {} attacks",
-        s.config.seed,
-        s.consumers.len(),
-        s.config.days,
-        s.config.learning_days,
-        run.records,
-        run.attack_records,
-        s.attacks.len()
-    );
+    Ok(Options {
+        scenario: config,
+        explain,
+    })
 }
 
 /// One opened alert episode and the windows it showed.
@@ -217,7 +108,7 @@ struct Cell {
     delays_ms: Vec<u64>,
 }
 
-struct Report {
+pub struct Report {
     cells: HashMap<(Detector, u32), Cell>,
     false_alerts: HashMap<Detector, u32>,
     cross_alerts: HashMap<Detector, u32>,
@@ -226,7 +117,7 @@ struct Report {
 }
 
 impl Report {
-    fn new(s: &Scenario, run: &Run) -> Report {
+    pub fn new(s: &Scenario, run: &Run) -> Report {
         let episodes = episodes(run);
         let grace = 2 * run.window_ms;
         let mut report = Report {
@@ -285,7 +176,20 @@ impl Report {
         }
     }
 
-    fn print(&self) {
+    /// Attacks of `detector` at `strength` its own alerts caught, and how many there were.
+    pub fn detected(&self, detector: Detector, strength: u32) -> (u32, u32) {
+        let cell = self.cells.get(&(detector, strength));
+        cell.map(|c| (c.detected, c.attacks)).unwrap_or_default()
+    }
+
+    /// Alerts of `detector` opened on normal traffic, and the rate per 10,000 normal
+    /// consumer-hours.
+    pub fn false_alerts(&self, detector: Detector) -> (u32, f64) {
+        let count = self.false_alerts.get(&detector).copied().unwrap_or(0);
+        (count, f64::from(count) / self.normal_hours * 10_000.0)
+    }
+
+    pub fn print(&self) {
         println!(
             "\nnormal traffic: {:.0} consumer-hours after the learning days",
             self.normal_hours
@@ -414,7 +318,7 @@ fn median_hours(delays: &[u64]) -> String {
 }
 
 /// Lists a detector's alerts outside attacks and the attacks of its kind it missed.
-fn explain_detector(s: &Scenario, run: &Run, detector: Detector) {
+pub fn explain_detector(s: &Scenario, run: &Run, detector: Detector) {
     let hour = |t: u64| (t - s.start_ms()) as f64 / HOUR_MS as f64;
     println!("\n{detector}: alerts opened outside attacks of its kind");
     for update in &run.updates {
@@ -482,6 +386,115 @@ fn explain_detector(s: &Scenario, run: &Run, detector: Detector) {
             p.peak_rate,
             p.rate_at(attack.start_ms, s.start_ms()),
             attack.variant
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Alert, AlertStatus, Evidence, Severity};
+
+    fn scenario() -> Scenario {
+        Scenario::new(ScenarioConfig {
+            consumers: 30,
+            days: 10,
+            attacks_per_cell: 1,
+            ..ScenarioConfig::default()
+        })
+    }
+
+    fn opened(s: &Scenario, id: u64, consumer: u32, detector: Detector, at: u64) -> AlertUpdate {
+        let evidence = Evidence {
+            feature: "calls".into(),
+            baseline: 1.0,
+            current: 9.0,
+            peers: None,
+            window_start_ms: at - HOUR_MS,
+            window_end_ms: at,
+            endpoints: vec![],
+            summary: String::new(),
+        };
+        AlertUpdate {
+            change: Change::Opened,
+            alert: Alert {
+                id,
+                consumer: s.consumer_id(consumer, SALT),
+                detector,
+                severity: Severity::High,
+                score: 9.0,
+                confidence: 1.0,
+                status: AlertStatus::Open,
+                opened_ms: at,
+                last_seen_ms: at,
+                resolved_ms: None,
+                windows: 1,
+                evidence,
+            },
+        }
+    }
+
+    #[test]
+    fn an_alert_of_its_kind_during_an_attack_detects_it_and_one_on_quiet_traffic_is_false() {
+        let s = scenario();
+        let attack = s
+            .attacks
+            .iter()
+            .find(|a| a.kind == Detector::Exfiltration)
+            .unwrap();
+        let quiet_consumer = (0..30)
+            .find(|c| s.attacks.iter().all(|a| a.consumer != *c))
+            .unwrap();
+        let updates = vec![
+            opened(
+                &s,
+                1,
+                attack.consumer,
+                Detector::Exfiltration,
+                attack.start_ms + HOUR_MS,
+            ),
+            opened(
+                &s,
+                2,
+                quiet_consumer,
+                Detector::Exfiltration,
+                s.end_ms() - HOUR_MS,
+            ),
+        ];
+
+        let report = Report::new(&s, &Run::new(&s, updates, HOUR_MS));
+
+        assert_eq!(
+            report.detected(Detector::Exfiltration, attack.strength),
+            (1, 1)
+        );
+        assert_eq!(report.false_alerts(Detector::Exfiltration).0, 1);
+        assert_eq!(
+            report.detected(Detector::Enumeration, attack.strength),
+            (0, 1)
+        );
+    }
+
+    #[test]
+    fn bad_arguments_are_refused_with_the_flag_named() {
+        let args = |a: &[&str]| parse_args(a.iter().map(|s| s.to_string()));
+        assert!(args(&["--consumers"])
+            .unwrap_err()
+            .contains("--consumers needs a value"));
+        assert!(args(&["--days", "x"])
+            .unwrap_err()
+            .contains("--days takes a number"));
+        assert!(args(&["--days", "8"])
+            .unwrap_err()
+            .contains("--days must exceed 9"));
+        assert!(args(&["--explain", "nope"])
+            .unwrap_err()
+            .contains("detector name"));
+        assert!(args(&["--what", "1"]).unwrap_err().contains("unknown flag"));
+        let ok = args(&["--consumers", "7", "--explain", "off_hours"]).unwrap();
+        assert_eq!(
+            (ok.scenario.consumers, ok.explain),
+            (7, Some(Detector::OffHours))
         );
     }
 }
