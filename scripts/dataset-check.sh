@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Ingests a real Apache combined log offline and checks that the result is sensible:
 # every line is accounted for, each client address is one consumer, and path templating
-# folds the log's raw paths into fewer endpoints. Prints one line per check and a summary.
+# folds the log's raw paths into fewer endpoints; replayed with a short learning period, it
+# raises a handful of alerts, each with evidence. Prints one line per check and a summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -53,6 +54,17 @@ check "templating folds raw paths into fewer endpoints ($endpoints < $raw_paths)
   "$([ "$endpoints" -lt "$raw_paths" ] && [ "$endpoints" -gt 20 ] && echo true || echo false)"
 check "no endpoint keeps a raw numeric id" \
   "$(jq '[.endpoints[].path | test("/[0-9]{4,}(/|$)")] | any | not' "$data/inventory.json")"
+
+# The same log with detection set for a four-day replay (a one-day learning period).
+"$bin" --config collector/examples/apache-replay.toml \
+  ingest --data "$data/replay" --format combined "$log" >/dev/null
+"$bin" alerts --data "$data/replay" --json >"$data/alerts.json"
+alerts=$(jq '.alerts | length' "$data/alerts.json")
+"$bin" alerts --data "$data/replay"
+check "the replay raises between 1 and 20 alerts ($alerts)" \
+  "$([ "$alerts" -ge 1 ] && [ "$alerts" -le 20 ] && echo true || echo false)"
+check "every alert carries evidence (feature, window, endpoint)" \
+  "$(jq '[.alerts[].evidence | (.feature != "") and (.window_start != null) and (.endpoints | length > 0)] | all' "$data/alerts.json")"
 
 echo "dataset-check: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
