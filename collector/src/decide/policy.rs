@@ -11,42 +11,15 @@ use super::parse::{self, ParseError};
 use super::view::{DEFAULT_BLOCK_STATUS, THROTTLE_STATUS};
 use super::{NewDecision, BY_POLICY};
 use hashbrown::HashSet;
+use plumbline_detect::Detector;
 use plumbline_wire::{Action, ConsumerId, Mode, Subject};
 use serde::Deserialize;
-
-/// Detector names a rule may name: those of `plumbline-detect`'s `Detector`, and `any`.
-pub const DETECTORS: [&str; 8] = [
-    "enumeration",
-    "volume_surge",
-    "endpoint_mix_drift",
-    "credential_sharing",
-    "error_probing",
-    "exfiltration",
-    "off_hours",
-    "first_use",
-];
 
 /// A rule's detector that matches every detector.
 pub const ANY_DETECTOR: &str = "any";
 
-/// How bad an alert is; ordered, so a rule's minimum compares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    Low,
-    Medium,
-    High,
-}
-
-impl Severity {
-    pub fn name(self) -> &'static str {
-        match self {
-            Severity::Low => "low",
-            Severity::Medium => "medium",
-            Severity::High => "high",
-        }
-    }
-}
+/// How bad an alert is: the detection engine's, ordered, so a rule's minimum compares.
+pub use plumbline_detect::Severity;
 
 /// What the policy needs of an alert.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -220,12 +193,12 @@ fn rule_error(field: &'static str, message: impl ToString) -> RuleError {
 }
 
 fn check_rule(rule: &RuleConfig, max_ttl_ms: u64) -> Result<Rule, RuleError> {
-    let known = rule.detector == ANY_DETECTOR || DETECTORS.contains(&rule.detector.as_str());
+    let known = rule.detector == ANY_DETECTOR || Detector::from_name(&rule.detector).is_some();
     if !known {
         let message = format!(
             "unknown detector {:?}; known: {}, or {ANY_DETECTOR}",
             rule.detector,
-            DETECTORS.join(", ")
+            Detector::ALL.map(Detector::name).join(", ")
         );
         return Err(rule_error("detector", message));
     }

@@ -12,12 +12,12 @@ use super::sink::Sinks;
 use super::view::AlertEvent;
 use super::{Detection, StoredAlert};
 use crate::decide::audit::{AuditAction, AuditEntry};
-use crate::decide::policy::{self, Policy, PolicyAlert};
+use crate::decide::policy::{Policy, PolicyAlert};
 use crate::decide::view::subject_text;
 use crate::decide::DecideError;
 use crate::store::persisted::{AlertOutcome, ChangeError, Persisted};
 use crate::store::StoreError;
-use plumbline_detect::{AlertStatus, AlertUpdate, Change, Engine, Severity};
+use plumbline_detect::{AlertStatus, AlertUpdate, Change, Engine};
 
 /// What alert updates go through besides the database.
 #[derive(Debug, Clone, Copy)]
@@ -276,7 +276,7 @@ fn apply_policy(
     let alert = PolicyAlert {
         id: a.id,
         detector: a.detector.name(),
-        severity: policy_severity(a.severity),
+        severity: a.severity,
         consumer: a.consumer,
     };
     match p.apply_alert(policy, &alert, now_ms) {
@@ -301,14 +301,6 @@ fn apply_policy(
             );
         }
         Err(err) => tracing::warn!(alert = a.id, error = %err, "policy decision not made"),
-    }
-}
-
-fn policy_severity(severity: Severity) -> policy::Severity {
-    match severity {
-        Severity::Low => policy::Severity::Low,
-        Severity::Medium => policy::Severity::Medium,
-        Severity::High => policy::Severity::High,
     }
 }
 
