@@ -266,6 +266,19 @@ fn a_blocked_consumer_is_refused_by_every_worker_and_never_reaches_the_upstream(
     assert_upstream_saw_only_passed(&stack, bad, &bad_tally);
     assert_upstream_saw_only_passed(&stack, good, &good_tally);
     expect_counter(&stack, "plumbline.requests_blocked", bad_tally.refused);
+    let bad_id = stack.consumer_id(bad.as_bytes());
+    wait_for(
+        "the collector to count every refused request on the blocked consumer",
+        SHIP_TIMEOUT,
+        Duration::from_millis(200),
+        || {
+            let consumers: Value = stack.collector.get_json("/v1/consumers")?;
+            match count_of(&consumers, &bad_id, "blocked") {
+                n if n == bad_tally.refused => Ok(()),
+                n => Err(format!("{n} blocked of {} refused", bad_tally.refused)),
+            }
+        },
+    );
     assert_no_vm_failures(&stack);
 }
 
@@ -409,15 +422,31 @@ fn in_monitor_mode_a_blocked_consumer_passes_and_every_worker_counts_would_block
             }
         },
     );
+    // ... and puts them on the watched consumer's profile, none on the other's.
+    let envoy = stack.envoy.counter("plumbline.requests_would_block");
+    let consumers: Value = stack
+        .collector
+        .get_json("/v1/consumers")
+        .expect("consumers");
+    let good_id = stack.consumer_id(good.as_bytes());
+    let would_block = |id: &str| count_of(&consumers, id, "would_block");
+    assert_eq!(Ok(would_block(&bad_id)), envoy, "{consumers}");
+    assert_eq!(would_block(&good_id), 0, "{consumers}");
+    assert_eq!(count_of(&consumers, &bad_id, "blocked"), 0, "{consumers}");
     assert_no_vm_failures(&stack);
 }
 
 /// A consumer's calls in a `/v1/consumers` answer; 0 when it is not there.
 fn calls_of(consumers: &Value, id: &str) -> u64 {
+    count_of(consumers, id, "calls")
+}
+
+/// A count field of a consumer in a `/v1/consumers` answer; 0 when it is not there.
+fn count_of(consumers: &Value, id: &str, field: &str) -> u64 {
     consumers["consumers"]
         .as_array()
         .and_then(|all| all.iter().find(|c| c["id"] == id))
-        .and_then(|c| c["calls"].as_u64())
+        .and_then(|c| c[field].as_u64())
         .unwrap_or(0)
 }
 

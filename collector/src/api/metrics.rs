@@ -100,9 +100,9 @@ impl Metrics {
             "counter",
         );
         for (outcome, count) in [
-            ("blocked", pipeline.totals.blocked),
-            ("throttled", pipeline.totals.throttled),
-            ("would_block", pipeline.totals.would_block),
+            ("blocked", pipeline.totals.enforced.blocked),
+            ("throttled", pipeline.totals.enforced.throttled),
+            ("would_block", pipeline.totals.enforced.would_block),
         ] {
             let _ = writeln!(
                 out,

@@ -53,6 +53,14 @@ pub struct ConsumerView {
     pub endpoints: u64,
     pub first_seen: String,
     pub last_seen: String,
+    /// Requests a filter answered with a block, with a throttle's 429, or would have blocked
+    /// in monitor mode; these requests are counted in `calls` as well.
+    #[serde(default)]
+    pub blocked: u64,
+    #[serde(default)]
+    pub throttled: u64,
+    #[serde(default)]
+    pub would_block: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,6 +129,9 @@ impl ConsumersView {
                 endpoints: u64::from(c.endpoints),
                 first_seen: rfc3339(c.first_seen_ms),
                 last_seen: rfc3339(c.last_seen_ms),
+                blocked: c.enforced.blocked,
+                throttled: c.enforced.throttled,
+                would_block: c.enforced.would_block,
             })
             .collect();
         consumers.sort_by(|a, b| b.calls.cmp(&a.calls).then_with(|| a.id.cmp(&b.id)));

@@ -4,7 +4,7 @@
 use super::client::Client;
 use super::table::{number, render, text};
 use super::{offline_hint, CliError, ConsumersArgs, QueryArgs, Source, Target};
-use crate::api::views::{ConsumersView, FiltersView, InventoryView};
+use crate::api::views::{ConsumerView, ConsumersView, FiltersView, InventoryView};
 use crate::config::secret::{SecretError, SecretSource};
 use crate::config::{process_env, FileConfig};
 use crate::pipeline::Pipeline;
@@ -162,6 +162,7 @@ pub fn consumers_table(view: &ConsumersView) -> String {
         number("ENDPOINTS"),
         text("FIRST SEEN"),
         text("LAST SEEN"),
+        text("ENFORCED"),
     ];
     let rows: Vec<Vec<String>> = view
         .consumers
@@ -174,10 +175,28 @@ pub fn consumers_table(view: &ConsumersView) -> String {
                 c.endpoints.to_string(),
                 c.first_seen.clone(),
                 c.last_seen.clone(),
+                enforced(c),
             ]
         })
         .collect();
     render(&columns, &rows)
+}
+
+/// `"670 blocked, 3 throttled"`; `-` when no decision touched the consumer.
+fn enforced(c: &ConsumerView) -> String {
+    let parts: Vec<String> = [
+        (c.blocked, "blocked"),
+        (c.throttled, "throttled"),
+        (c.would_block, "would block"),
+    ]
+    .iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, what)| format!("{n} {what}"))
+    .collect();
+    if parts.is_empty() {
+        return "-".to_string();
+    }
+    parts.join(", ")
 }
 
 pub fn filters_table(view: &FiltersView) -> String {

@@ -1,5 +1,6 @@
 //! Consumers: one profile per consumer id (the keyed hash the filter computed), with its label
-//! when one was seen, calls, the number of distinct endpoints used, and first/last seen.
+//! when one was seen, calls, the number of distinct endpoints used, first/last seen, and the
+//! requests a filter answered itself because of a decision ([`Enforced`]).
 //!
 //! Requests without a consumer are unauthenticated and have no profile here. Consumers are
 //! kept up to `max_consumers`; requests of consumers past the cap are counted as over it.
@@ -7,7 +8,35 @@
 
 use crate::inventory::endpoint::ConsumerIdx;
 use hashbrown::HashMap;
-use plumbline_wire::ConsumerId;
+use plumbline_wire::{flags, ConsumerId};
+
+/// Requests a filter answered itself because of a decision, or would have in monitor mode,
+/// counted by weight from the records' flags.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Enforced {
+    pub blocked: u64,
+    pub throttled: u64,
+    pub would_block: u64,
+}
+
+impl Enforced {
+    /// Counts a record with `record_flags` standing for `weight` requests; answers whether it
+    /// was enforced at all.
+    pub fn count(&mut self, record_flags: u8, weight: u64) -> bool {
+        let mut counted = false;
+        for (flag, total) in [
+            (flags::BLOCKED, &mut self.blocked),
+            (flags::THROTTLED, &mut self.throttled),
+            (flags::WOULD_BLOCK, &mut self.would_block),
+        ] {
+            if record_flags & flag != 0 {
+                *total = total.saturating_add(weight);
+                counted = true;
+            }
+        }
+        counted
+    }
+}
 
 /// What is known of one consumer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +50,7 @@ pub struct Consumer {
     pub endpoints: u32,
     pub first_seen_ms: u64,
     pub last_seen_ms: u64,
+    pub enforced: Enforced,
     dirty: bool,
 }
 
@@ -33,6 +63,7 @@ impl Consumer {
             endpoints: 0,
             first_seen_ms: u64::MAX,
             last_seen_ms: 0,
+            enforced: Enforced::default(),
             dirty: true,
         }
     }
@@ -104,6 +135,17 @@ impl Consumers {
             consumer.label = Some(label.into());
         }
         mark(&mut self.dirty, consumer, idx);
+    }
+
+    /// Counts a request of the consumer that a decision answered (or would have), from the
+    /// record's flags; other records change nothing.
+    pub fn enforced(&mut self, idx: ConsumerIdx, record_flags: u8, weight: u64) {
+        let Some(consumer) = self.list.get_mut(idx as usize) else {
+            return;
+        };
+        if consumer.enforced.count(record_flags, weight) {
+            mark(&mut self.dirty, consumer, idx);
+        }
     }
 
     /// The consumer started using one more endpoint.

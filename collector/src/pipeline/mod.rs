@@ -6,7 +6,7 @@
 //! after each batch. Time comes in as `now_ms` (the collector's clock at receipt, used only for
 //! the filter's last batch); record times come from the records.
 
-use crate::consumers::Consumers;
+use crate::consumers::{Consumers, Enforced};
 use crate::detect::Detection;
 use crate::filters::{BatchHeader, Filters};
 use crate::inventory::endpoint::Hit;
@@ -53,44 +53,8 @@ pub struct Outcome {
 pub struct Totals {
     pub records: u64,
     pub over_cap: u64,
-    /// Requests a filter answered itself by a decision (weighted), by outcome.
-    pub blocked: u64,
-    pub throttled: u64,
-    /// Requests a decision would have blocked in monitor mode (weighted).
-    pub would_block: u64,
-}
-
-impl Totals {
-    fn count_enforcement(&mut self, record_flags: u8, weight: u64) {
-        if record_flags & flags::BLOCKED != 0 {
-            self.blocked += weight;
-        }
-        if record_flags & flags::THROTTLED != 0 {
-            self.throttled += weight;
-        }
-        if record_flags & flags::WOULD_BLOCK != 0 {
-            self.would_block += weight;
-        }
-    }
-}
-
-#[cfg(test)]
-mod enforcement_tests {
-    use super::*;
-
-    #[test]
-    fn blocked_throttled_and_would_block_records_are_counted_by_weight() {
-        // Before, the collector read no flag but RAW_PATH: enforcement outcomes reached no metric.
-        let mut totals = Totals::default();
-        totals.count_enforcement(flags::BLOCKED | flags::LOCAL_REPLY, 1);
-        totals.count_enforcement(flags::THROTTLED, 2);
-        totals.count_enforcement(flags::WOULD_BLOCK, 4);
-        totals.count_enforcement(0, 8);
-        assert_eq!(
-            (totals.blocked, totals.throttled, totals.would_block),
-            (1, 2, 4)
-        );
-    }
+    /// Requests filters answered themselves by a decision, or would have in monitor mode.
+    pub enforced: Enforced,
 }
 
 /// Inventory, consumers, filters and detection.
@@ -156,7 +120,7 @@ impl Pipeline {
         let weight = u64::from(record.weight.max(1));
         let time_ms = batch.time_ms(record);
         let mut complete = true;
-        self.totals.count_enforcement(record.flags, weight);
+        self.totals.enforced.count(record.flags, weight);
 
         let id = batch.consumer(record);
         let consumer = match id {
@@ -170,6 +134,7 @@ impl Pipeline {
         if let Some(idx) = consumer {
             self.consumers
                 .call(idx, batch.label(record), weight, time_ms);
+            self.consumers.enforced(idx, record.flags, weight);
         }
 
         let request = Request {
@@ -272,6 +237,50 @@ pub(crate) mod tests {
         let (_, endpoint) = pipeline.inventory.endpoints().iter().next().unwrap();
         assert_eq!(endpoint.calls, 2);
         assert_eq!(pipeline.filters.iter().next().unwrap().batches, 1);
+    }
+
+    #[test]
+    fn blocked_throttled_and_would_block_records_are_counted_by_weight_in_total_and_per_consumer() {
+        // Before, the collector read no flag but RAW_PATH: enforcement outcomes reached no
+        // metric, and no consumer's profile showed it had been blocked.
+        let mut batch = batch_of(
+            &[("/a", b"k1"), ("/a", b"k1"), ("/a", b"k2"), ("/a", b"k2")],
+            1,
+        );
+        let marks = [
+            flags::BLOCKED | flags::LOCAL_REPLY,
+            flags::THROTTLED,
+            flags::WOULD_BLOCK,
+            0,
+        ];
+        for (record, (mark, weight)) in batch.records.iter_mut().zip(marks.iter().zip([1, 2, 4, 8]))
+        {
+            record.flags |= mark;
+            record.weight = weight;
+        }
+        let mut pipeline = Pipeline::new(Settings::default());
+        pipeline.apply_batch(&batch, 0);
+
+        let total = pipeline.totals.enforced;
+        assert_eq!(
+            (total.blocked, total.throttled, total.would_block),
+            (1, 2, 4)
+        );
+        let of = |key: &[u8]| {
+            let id = consumer_id(b"salt", key);
+            pipeline.consumers.find(&id).unwrap().enforced
+        };
+        let (k1, k2) = (of(b"k1"), of(b"k2"));
+        assert_eq!((k1.blocked, k1.throttled, k1.would_block), (1, 2, 0));
+        assert_eq!((k2.blocked, k2.throttled, k2.would_block), (0, 0, 4));
+        assert_eq!(
+            pipeline
+                .consumers
+                .find(&consumer_id(b"salt", b"k2"))
+                .unwrap()
+                .calls,
+            12
+        );
     }
 
     #[test]

@@ -25,8 +25,8 @@ impl Store {
 
     /// Loads consumers; answers the map from stored index to in-memory index.
     fn load_consumers(&self, pipeline: &mut Pipeline) -> Result<HashMap<u32, u32>, StoreError> {
-        let sql = "SELECT idx, id, label, calls, first_seen_ms, last_seen_ms FROM consumers \
-                   ORDER BY idx";
+        let sql = "SELECT idx, id, label, calls, first_seen_ms, last_seen_ms, blocked, \
+                   throttled, would_block FROM consumers ORDER BY idx";
         let mut stmt = self.conn.prepare(sql)?;
         let mut rows = stmt.query([])?;
         let mut map = HashMap::new();
@@ -97,6 +97,9 @@ fn consumer_from(row: &Row<'_>) -> Result<Consumer, StoreError> {
     consumer.calls = uint(row.get(3)?);
     consumer.first_seen_ms = uint(row.get(4)?);
     consumer.last_seen_ms = uint(row.get(5)?);
+    consumer.enforced.blocked = uint(row.get(6)?);
+    consumer.enforced.throttled = uint(row.get(7)?);
+    consumer.enforced.would_block = uint(row.get(8)?);
     Ok(consumer)
 }
 

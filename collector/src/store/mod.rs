@@ -51,7 +51,24 @@ pub enum StoreError {
 }
 
 /// 1: inventory, consumers, filters. 2: decisions and the audit log. 3: alerts and baselines.
-const SCHEMA_VERSION: i64 = 3;
+/// 4: per-consumer counts of enforced requests.
+const SCHEMA_VERSION: i64 = 4;
+
+/// Columns added to tables that existed before, by the version that added them.
+const ADDED_COLUMNS: &[(i64, &str)] = &[
+    (
+        4,
+        "ALTER TABLE consumers ADD COLUMN blocked INTEGER NOT NULL DEFAULT 0",
+    ),
+    (
+        4,
+        "ALTER TABLE consumers ADD COLUMN throttled INTEGER NOT NULL DEFAULT 0",
+    ),
+    (
+        4,
+        "ALTER TABLE consumers ADD COLUMN would_block INTEGER NOT NULL DEFAULT 0",
+    ),
+];
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -62,7 +79,9 @@ CREATE TABLE IF NOT EXISTS endpoints (
     first_seen_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS consumers (
     idx INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, label TEXT, calls INTEGER NOT NULL,
-    first_seen_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL);
+    first_seen_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL,
+    blocked INTEGER NOT NULL DEFAULT 0, throttled INTEGER NOT NULL DEFAULT 0,
+    would_block INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS endpoint_consumers (
     endpoint INTEGER NOT NULL, consumer INTEGER NOT NULL,
     PRIMARY KEY (endpoint, consumer)) WITHOUT ROWID;
@@ -141,7 +160,13 @@ fn check_version(conn: &Connection) -> Result<(), StoreError> {
         }),
         Some(v) if v == SCHEMA_VERSION => Ok(()),
         _ => {
-            // A new database, or one of an older schema whose new tables were just created.
+            // A new database, or one of an older schema whose new tables were just created
+            // and whose older tables get the columns added since.
+            if let Some(old) = found {
+                for (_, sql) in ADDED_COLUMNS.iter().filter(|(v, _)| *v > old) {
+                    conn.execute_batch(sql)?;
+                }
+            }
             conn.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema', ?1)",
                 [SCHEMA_VERSION],

@@ -124,7 +124,8 @@ fn put_consumer(tx: &Transaction<'_>, all: &Consumers, idx: ConsumerIdx) -> Resu
         return Ok(());
     };
     let sql = "INSERT OR REPLACE INTO consumers (idx, id, label, calls, first_seen_ms, \
-               last_seen_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+               last_seen_ms, blocked, throttled, would_block) \
+               VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
     tx.prepare_cached(sql)?.execute(params![
         idx,
         c.id.to_string(),
@@ -132,6 +133,9 @@ fn put_consumer(tx: &Transaction<'_>, all: &Consumers, idx: ConsumerIdx) -> Resu
         int(c.calls),
         int(c.first_seen_ms),
         int(c.last_seen_ms),
+        int(c.enforced.blocked),
+        int(c.enforced.throttled),
+        int(c.enforced.would_block),
     ])?;
     Ok(())
 }

@@ -46,7 +46,14 @@ fn snapshot(p: &Pipeline) -> (Vec<String>, Vec<String>, Vec<String>) {
     let mut consumers: Vec<String> = p
         .consumers
         .iter()
-        .map(|(_, c)| format!("{} {:?} {} {}", c.id, c.label, c.calls, c.endpoints))
+        .map(|(_, c)| {
+            let e = c.enforced;
+            let enforced = (e.blocked, e.throttled, e.would_block);
+            format!(
+                "{} {:?} {} {} {enforced:?}",
+                c.id, c.label, c.calls, c.endpoints
+            )
+        })
         .collect();
     let mut filters: Vec<String> = p
         .filters
@@ -64,7 +71,8 @@ fn state_survives_closing_and_reopening_the_store() {
     let dir = TempDir::new("roundtrip");
     let mut store = Store::open(dir.path(), true).unwrap();
     let mut pipeline = store.load(Settings::default()).unwrap();
-    let batch = batch_of(&[("/users/1", b"k1"), ("/users/2", b"k2"), ("/a", b"")], 1);
+    let mut batch = batch_of(&[("/users/1", b"k1"), ("/users/2", b"k2"), ("/a", b"")], 1);
+    batch.records[1].flags |= plumbline_wire::flags::WOULD_BLOCK;
     pipeline.apply_batch(&batch, 5);
     store.save(&mut pipeline).unwrap();
     pipeline.apply_batch(&batch_of(&[("/a", b"k1")], 2), 6);
@@ -77,6 +85,43 @@ fn state_survives_closing_and_reopening_the_store() {
     assert_eq!(snapshot(&again), before);
     let retried = again.apply_batch(&batch_of(&[("/a", b"k1")], 2), 7);
     assert!(retried.duplicate, "the sequence window survives too");
+}
+
+#[test]
+fn a_version_3_database_gains_the_enforced_counts_and_keeps_its_consumers() {
+    let dir = TempDir::new("schema3");
+    {
+        let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+             INSERT INTO meta VALUES ('schema', 3);
+             CREATE TABLE consumers (
+                 idx INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, label TEXT,
+                 calls INTEGER NOT NULL, first_seen_ms INTEGER NOT NULL,
+                 last_seen_ms INTEGER NOT NULL);
+             INSERT INTO consumers VALUES (0, '000102030405060708090a0b0c0d0e0f', 'acme', 7, 1, 2);",
+        )
+        .unwrap();
+    }
+
+    let mut store = Store::open(dir.path(), false).unwrap();
+    let mut pipeline = store.load(Settings::default()).unwrap();
+    let (_, old) = pipeline.consumers.iter().next().unwrap();
+    assert_eq!((old.calls, old.enforced.blocked), (7, 0));
+    let mut batch = batch_of(&[("/a", b"k")], 1);
+    batch.records[0].flags |= plumbline_wire::flags::BLOCKED;
+    pipeline.apply_batch(&batch, 3);
+    store.save(&mut pipeline).unwrap();
+    store.close().unwrap();
+
+    let store = Store::open(dir.path(), false).unwrap();
+    let again = store.load(Settings::default()).unwrap();
+    let blocked: Vec<u64> = again
+        .consumers
+        .iter()
+        .map(|(_, c)| c.enforced.blocked)
+        .collect();
+    assert_eq!(blocked, vec![0, 1]);
 }
 
 #[test]
