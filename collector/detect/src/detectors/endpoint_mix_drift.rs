@@ -9,9 +9,12 @@
 use super::{show, top_endpoints, Context, Signal};
 use crate::alert::Detector;
 use crate::baseline::{ConsumerState, Features, MIX_MIN_CALLS};
+use crate::config::DetectorConfig;
 
-/// Windows of baseline needed before scoring.
-const MIN_SAMPLES: u16 = 24;
+/// Windows of baseline (each with enough calls to say something about the mix) needed
+/// before scoring: a batch partner has only one or two such windows a day, so more would
+/// leave it unwatched for weeks after its learning days.
+const MIN_SAMPLES: u16 = 12;
 
 pub fn score(ctx: &Context<'_>, c: &ConsumerState, f: &Features) -> Option<Signal> {
     let w = &f.mix;
@@ -20,7 +23,7 @@ pub fn score(ctx: &Context<'_>, c: &ConsumerState, f: &Features) -> Option<Signa
     }
     let config = ctx.config.detector(Detector::EndpointMixDrift);
     let expected = w.sampling + c.mix.excess();
-    if w.distance < config.min_excess || w.distance < config.min_ratio * expected {
+    if !large_enough(w.distance - w.sampling, c.mix.excess(), config) {
         return None;
     }
     if c.mix.habits.is_habit(ctx.window.hour(), ctx.window.day, 1) {
@@ -53,9 +56,18 @@ pub fn score(ctx: &Context<'_>, c: &ConsumerState, f: &Features) -> Option<Signa
     })
 }
 
+/// Whether the distance beyond what sampling alone gives at this many calls is a change
+/// worth reporting: at least `min_excess`, and `min_ratio` times the consumer's usual excess
+/// beyond sampling. The ratio must not cover sampling: a handful of calls shows a distance
+/// near 0.5 by chance, so a window could never reach twice that however far it moved.
+fn large_enough(beyond: f64, usual: f64, config: &DetectorConfig) -> bool {
+    beyond >= config.min_excess && beyond >= config.min_ratio * usual
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
     use crate::detectors::testkit::{find, request, Sim};
 
     fn learned() -> Sim {
@@ -85,6 +97,25 @@ mod tests {
                 "{signals:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_small_partner_moving_nearly_all_its_calls_is_drift_though_sampling_is_large() {
+        // Eight calls show a distance near 0.4 by sampling alone: the ratio gate used to ask
+        // for twice that, which no window of a small partner could reach.
+        let config = Config::default();
+        let drift = *config.detector(Detector::EndpointMixDrift);
+        let (distance, sampling, usual) = (0.85, 0.42, 0.02);
+        assert!(large_enough(distance - sampling, usual, &drift));
+        assert!(!large_enough(0.47 - sampling, usual, &drift));
+
+        let mut sim = Sim::new(8.0);
+        sim.learn_days(8);
+        sim.skip_to_hour(11);
+        let extra: Vec<_> = (0..12).map(|_| request(sim.at(), 4, None, 200)).collect();
+        let signals = sim.run(extra);
+        let s = find(&signals, Detector::EndpointMixDrift).expect("drift");
+        assert_eq!(s.endpoints[0], 4);
     }
 
     #[test]
