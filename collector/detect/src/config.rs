@@ -85,8 +85,9 @@ impl Default for Config {
             detectors: [
                 // enumeration: distinct objects per window on one endpoint
                 DetectorConfig::new(6.0, 2.0, 4.0, 3.0, 10.0),
-                // volume_surge: requests per window
-                DetectorConfig::new(6.0, 2.0, 4.0, 3.0, 30.0),
+                // volume_surge: requests per window (an excess of 30 was five times a small
+                // partner's whole hour; the score already weighs the consumer's own noise)
+                DetectorConfig::new(6.0, 2.0, 4.0, 3.0, 15.0),
                 // endpoint_mix_drift: total-variation distance of the mix
                 DetectorConfig::new(5.0, 1.5, 3.5, 2.0, 0.1),
                 // credential_sharing: new origins per window
