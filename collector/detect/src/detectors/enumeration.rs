@@ -131,6 +131,23 @@ mod tests {
     }
 
     #[test]
+    fn a_small_partner_reading_five_times_its_objects_shows_enumeration() {
+        // About three objects an hour: the 10-object excess gate refused a 5x read outright.
+        let mut sim = Sim::new(6.0);
+        sim.learn_days(8);
+        sim.skip_to_hour(11);
+        let extra: Vec<_> = (0..9)
+            .map(|i| request(sim.at(), 1, Some(9_000_000 + i * 13), 200))
+            .collect();
+        let signals = sim.run(extra);
+        let s = signals
+            .iter()
+            .find(|s| s.detector == Detector::Enumeration)
+            .expect(&format!("enumeration {signals:?}"));
+        assert_eq!(s.endpoints[0], 1);
+    }
+
+    #[test]
     fn a_usual_window_is_not_enumeration() {
         let mut sim = learned();
         for _ in 0..48 {
