@@ -143,7 +143,7 @@ mod tests {
         let s = signals
             .iter()
             .find(|s| s.detector == Detector::Enumeration)
-            .expect(&format!("enumeration {signals:?}"));
+            .unwrap_or_else(|| panic!("no enumeration in {signals:?}"));
         assert_eq!(s.endpoints[0], 1);
     }
 
