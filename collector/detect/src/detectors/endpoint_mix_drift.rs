@@ -23,7 +23,7 @@ pub fn score(ctx: &Context<'_>, c: &ConsumerState, f: &Features) -> Option<Signa
     }
     let config = ctx.config.detector(Detector::EndpointMixDrift);
     let expected = w.sampling + c.mix.excess();
-    if !large_enough(w.distance - w.sampling, c.mix.excess(), config) {
+    if !large_enough(w.distance, expected, config) {
         return None;
     }
     if c.mix.habits.is_habit(ctx.window.hour(), ctx.window.day, 1) {
@@ -56,12 +56,16 @@ pub fn score(ctx: &Context<'_>, c: &ConsumerState, f: &Features) -> Option<Signa
     })
 }
 
-/// Whether the distance beyond what sampling alone gives at this many calls is a change
-/// worth reporting: at least `min_excess`, and `min_ratio` times the consumer's usual excess
-/// beyond sampling. The ratio must not cover sampling: a handful of calls shows a distance
-/// near 0.5 by chance, so a window could never reach twice that however far it moved.
-fn large_enough(beyond: f64, usual: f64, config: &DetectorConfig) -> bool {
-    beyond >= config.min_excess && beyond >= config.min_ratio * usual
+/// Whether the window's distance is a change worth reporting against the `expected` one
+/// (sampling at this many calls plus the consumer's usual excess): at least `min_excess`,
+/// and `min_ratio` times the expected distance, or as far towards the largest distance (1)
+/// when that is nearer. A handful of calls shows a distance near 0.5 by chance, so twice
+/// that was out of reach however far the calls moved; the two agree up to an expectation of
+/// a third.
+fn large_enough(distance: f64, expected: f64, config: &DetectorConfig) -> bool {
+    let ratio = config.min_ratio.max(1.0);
+    let towards_all = expected + (1.0 - expected) * (ratio - 1.0) / ratio;
+    distance >= config.min_excess && distance >= (ratio * expected).min(towards_all)
 }
 
 #[cfg(test)]
@@ -105,9 +109,9 @@ mod tests {
         // for twice that, which no window of a small partner could reach.
         let config = Config::default();
         let drift = *config.detector(Detector::EndpointMixDrift);
-        let (distance, sampling, usual) = (0.85, 0.42, 0.02);
-        assert!(large_enough(distance - sampling, usual, &drift));
-        assert!(!large_enough(0.47 - sampling, usual, &drift));
+        let expected = 0.44;
+        assert!(large_enough(0.85, expected, &drift));
+        assert!(!large_enough(0.66, expected, &drift));
 
         let mut sim = Sim::new(8.0);
         sim.learn_days(8);
