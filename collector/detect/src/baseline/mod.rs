@@ -44,7 +44,12 @@ pub const OBJECT_MIN_SAMPLES: u8 = 5;
 /// Floor on the expected distinct objects in a window.
 const OBJECT_MIN_EXPECTED: f64 = 0.5;
 /// Walks shorter than this are never a finding.
-const MIN_WALK: u16 = 12;
+const MIN_WALK: f64 = 12.0;
+/// Share of the last windows' walk steps carried into the next: a walk spread thin over
+/// hours (a small partner's few calls an hour) adds up as a burst in one window does. The
+/// carry only helps a slow walk reach the minimum, so it is capped there: a long walk
+/// already reported (or learned) must not echo into the hours after it.
+const WALK_KEEP: f64 = 0.75;
 /// A window whose objects or walk score this high is an outlier: not learned into the
 /// baseline unless its hour of the day is a habit, that is had outliers on at least this
 /// many of the previous seven days (two: one could be chance or an earlier attack).
@@ -136,6 +141,8 @@ pub struct EndpointState {
     pub objects: ObjectModel,
     /// Longest sequential walk per window lately (decays a little every window).
     walk_max: LogQ,
+    /// Walk steps carried from the last windows (see [`WALK_KEEP`]).
+    walk_carry: LogQ,
     /// Mean response bytes of a successful call.
     bytes_per_call: LogQ,
     // The open window.
@@ -154,6 +161,7 @@ impl EndpointState {
             share: FixQ::default(),
             objects: ObjectModel::default(),
             walk_max: LogQ::default(),
+            walk_carry: LogQ::default(),
             bytes_per_call: LogQ::default(),
             calls: 0,
             ok_calls: 0,
@@ -170,6 +178,11 @@ impl EndpointState {
 
     pub fn walk_max(&self) -> f64 {
         self.walk_max.get()
+    }
+
+    /// Sequential steps of the window, with those carried from the last windows.
+    pub fn walk_steps(&self) -> f64 {
+        f64::from(self.sequential) + WALK_KEEP * self.walk_carry.get()
     }
 
     /// z-like score of the window's distinct objects against what `expected_calls` calls
@@ -189,10 +202,17 @@ impl EndpointState {
     /// default open score) at three times it (plus a small floor), growing with the log of
     /// the ratio; 0 below a minimum walk.
     pub fn walk_score(&self) -> f64 {
-        if self.sequential < MIN_WALK {
+        if self.sequential == 0 || self.walk_steps() < MIN_WALK {
             return 0.0;
         }
-        let ratio = (f64::from(self.sequential) + 1.0) / (self.walk_max() + 4.0);
+        self.walk_surprise()
+    }
+
+    /// The walk score without the minimum walk: how far the steps are above the usual ones,
+    /// which decides what the baseline learns. A walk that has not reached the minimum yet
+    /// must not teach the baseline its length, or a slow walk would never stand out.
+    fn walk_surprise(&self) -> f64 {
+        let ratio = (self.walk_steps() + 1.0) / (self.walk_max() + 4.0);
         if ratio <= 1.0 {
             return 0.0;
         }
@@ -821,7 +841,7 @@ impl ConsumerState {
         for i in 0..self.endpoints.len() {
             let expected = self.expected_endpoint_calls(i, w.slot);
             let e = &mut self.endpoints[i];
-            let score = e.objects_score(expected).max(e.walk_score());
+            let score = e.objects_score(expected).max(e.walk_surprise());
             // While the hour of the week is new, the expectation is the window's own calls;
             // far more objects than an average hour's share of calls gives tell the outlier.
             let usual = e.objects.expected(level * e.share());
@@ -842,8 +862,10 @@ impl ConsumerState {
                 }
                 e.objects.learn(f64::from(e.calls), distinct, expected);
             }
-            let walked = if learn { f64::from(e.sequential) } else { 0.0 };
+            let steps = e.walk_steps();
+            let walked = if learn { steps } else { 0.0 };
             e.walk_max.set(walked.max(e.walk_max.get() * w.habit_decay));
+            e.walk_carry.set(steps.min(MIN_WALK));
             if e.ok_calls > 0 && sizes {
                 let per_call = f64::from(e.bytes) / f64::from(e.ok_calls);
                 learn_size(&mut e.bytes_per_call, per_call);

@@ -9,9 +9,12 @@
 use super::{show, top_endpoints, Context, Signal};
 use crate::alert::Detector;
 use crate::baseline::{ConsumerState, Features, MIX_MIN_CALLS};
+use crate::config::DetectorConfig;
 
-/// Windows of baseline needed before scoring.
-const MIN_SAMPLES: u16 = 24;
+/// Windows of baseline (each with enough calls to say something about the mix) needed
+/// before scoring: a batch partner has only one or two such windows a day, so more would
+/// leave it unwatched for weeks after its learning days.
+const MIN_SAMPLES: u16 = 12;
 
 pub fn score(ctx: &Context<'_>, c: &ConsumerState, f: &Features) -> Option<Signal> {
     let w = &f.mix;
@@ -20,7 +23,7 @@ pub fn score(ctx: &Context<'_>, c: &ConsumerState, f: &Features) -> Option<Signa
     }
     let config = ctx.config.detector(Detector::EndpointMixDrift);
     let expected = w.sampling + c.mix.excess();
-    if w.distance < config.min_excess || w.distance < config.min_ratio * expected {
+    if !large_enough(w.distance, expected, config) {
         return None;
     }
     if c.mix.habits.is_habit(ctx.window.hour(), ctx.window.day, 1) {
@@ -53,9 +56,22 @@ pub fn score(ctx: &Context<'_>, c: &ConsumerState, f: &Features) -> Option<Signa
     })
 }
 
+/// Whether the window's distance is a change worth reporting against the `expected` one
+/// (sampling at this many calls plus the consumer's usual excess): at least `min_excess`,
+/// and `min_ratio` times the expected distance, or as far towards the largest distance (1)
+/// when that is nearer. A handful of calls shows a distance near 0.5 by chance, so twice
+/// that was out of reach however far the calls moved; the two agree up to an expectation of
+/// a third.
+fn large_enough(distance: f64, expected: f64, config: &DetectorConfig) -> bool {
+    let ratio = config.min_ratio.max(1.0);
+    let towards_all = expected + (1.0 - expected) * (ratio - 1.0) / ratio;
+    distance >= config.min_excess && distance >= (ratio * expected).min(towards_all)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
     use crate::detectors::testkit::{find, request, Sim};
 
     fn learned() -> Sim {
@@ -85,6 +101,25 @@ mod tests {
                 "{signals:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_small_partner_moving_nearly_all_its_calls_is_drift_though_sampling_is_large() {
+        // Eight calls show a distance near 0.4 by sampling alone: the ratio gate used to ask
+        // for twice that, which no window of a small partner could reach.
+        let config = Config::default();
+        let drift = *config.detector(Detector::EndpointMixDrift);
+        let expected = 0.44;
+        assert!(large_enough(0.85, expected, &drift));
+        assert!(!large_enough(0.66, expected, &drift));
+
+        let mut sim = Sim::new(8.0);
+        sim.learn_days(8);
+        sim.skip_to_hour(11);
+        let extra: Vec<_> = (0..12).map(|_| request(sim.at(), 4, None, 200)).collect();
+        let signals = sim.run(extra);
+        let s = find(&signals, Detector::EndpointMixDrift).expect("drift");
+        assert_eq!(s.endpoints[0], 4);
     }
 
     #[test]

@@ -91,7 +91,7 @@ fn endpoint_finding(ctx: &Context<'_>, c: &ConsumerState, i: usize) -> Option<Fi
             score: walk_score,
             walk: true,
             baseline: e.walk_max(),
-            current: f64::from(e.sequential),
+            current: e.walk_steps(),
         }
     } else {
         Finding {
@@ -131,6 +131,23 @@ mod tests {
     }
 
     #[test]
+    fn a_small_partner_reading_five_times_its_objects_shows_enumeration() {
+        // About three objects an hour: the 10-object excess gate refused a 5x read outright.
+        let mut sim = Sim::new(6.0);
+        sim.learn_days(8);
+        sim.skip_to_hour(11);
+        let extra: Vec<_> = (0..9)
+            .map(|i| request(sim.at(), 1, Some(9_000_000 + i * 13), 200))
+            .collect();
+        let signals = sim.run(extra);
+        let s = signals
+            .iter()
+            .find(|s| s.detector == Detector::Enumeration)
+            .unwrap_or_else(|| panic!("no enumeration in {signals:?}"));
+        assert_eq!(s.endpoints[0], 1);
+    }
+
+    #[test]
     fn a_usual_window_is_not_enumeration() {
         let mut sim = learned();
         for _ in 0..48 {
@@ -153,6 +170,27 @@ mod tests {
         assert_eq!(s.feature, "sequential_id_steps_per_window");
         assert!(s.score >= 6.0, "{s:?}");
         assert_eq!(s.severity, Some(Severity::High));
+    }
+
+    #[test]
+    fn a_slow_walk_of_a_few_ids_an_hour_adds_up_to_enumeration() {
+        // A small partner walking five IDs an hour: one window never reached the minimum
+        // walk, and each hour taught the baseline its few steps as a usual walk.
+        let mut sim = Sim::new(6.0);
+        sim.learn_days(8);
+        sim.skip_to_hour(11);
+        let mut walked = 0;
+        let mut found = None;
+        for _ in 0..6 {
+            let extra: Vec<_> = (0..5)
+                .map(|i| request(sim.t + i * 600_000, 2, Some(7_000_000 + walked + i), 200))
+                .collect();
+            walked += 5;
+            let signals = sim.run(extra);
+            found = found.or(find(&signals, Detector::Enumeration).cloned());
+        }
+        let s = found.expect("slow walk");
+        assert_eq!(s.feature, "sequential_id_steps_per_window");
     }
 
     #[test]

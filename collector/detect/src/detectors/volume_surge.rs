@@ -69,6 +69,21 @@ mod tests {
     }
 
     #[test]
+    fn five_times_a_small_partners_hour_is_a_surge_though_only_twenty_requests() {
+        // The excess gate was 30 requests: more than a five-request partner's 5x surge.
+        let mut sim = Sim::new(5.0);
+        sim.learn_days(8);
+        sim.skip_to_hour(10);
+        let extra = usual_calls(&mut sim, 20);
+        let signals = sim.run(extra);
+        let s = signals
+            .iter()
+            .find(|s| s.detector == Detector::VolumeSurge)
+            .expect("surge");
+        assert!(s.score >= 4.0, "{s:?}");
+    }
+
+    #[test]
     fn a_usual_busy_hour_is_not_a_surge() {
         let mut sim = learned();
         for _ in 0..72 {
