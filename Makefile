@@ -22,6 +22,8 @@ UPSTREAM  := target/debug/demo-upstream
 TRAFFIC   := target/debug/demo-traffic
 SPEC      := $(CACHE)/octokit-openapi-$(OCTOKIT_VERSION)/package/generated/api.github.com.json
 DATASETS  ?= ../shared/datasets
+# apt-get runs through sudo unless make runs as root.
+SUDO      := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
 # End-to-end tests each start an Envoy, a collector and an upstream; two at a time fit 2 cores.
 E2E_THREADS ?= 2
@@ -64,7 +66,7 @@ up: tools build ## Start upstream (:8000), collector (:7070) and Envoy (:10000) 
 down: ## Stop what `make up` started
 	@scripts/stack.sh down
 
-demo: tools build $(SPEC) ## The main job, end to end: stack, partner traffic, inventory, consumers
+demo: tools build $(SPEC) ## The main job, end to end: stack, partner traffic, inventory, consumers, alerts, a block
 	@scripts/demo.sh $(SPEC)
 
 test: tools build ## Unit tests and end-to-end tests with the real Envoy
@@ -89,12 +91,12 @@ bench: tools build bench-tools ## Filter vs no-op wasm filter, propagation, coll
 	cargo run --release -p plumbline-detect --bin detect-footprint
 
 bench-tools:
-	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk; }
 
 eval-detect: ## Replay 14+ days of generated partner traffic with labelled abusers through the detectors
 	cargo run --release -p plumbline-collector --bin eval-detect
 
-dataset-check: build ## Ingest the shared Apache log and check the result (needs ../shared/datasets)
+dataset-check: build ## Ingest a real Apache log and check the result (DATASETS=folder, default ../shared/datasets)
 	@scripts/dataset-check.sh $(DATASETS)/apache-access-2015/access.log
 
 clean: down ## Remove build output, the virtualenv and caches

@@ -241,7 +241,13 @@ fn data_with_an_explicit_server_is_refused_but_plumbline_server_gives_way_to_dat
     let d = dir.path().join("d");
     let env = [("PLUMBLINE_SERVER", "http://127.0.0.1:9")];
     let out = plumbline(&["inventory", "--data", d.to_str().unwrap()], &env);
-    assert!(out.status.success(), "{}", stderr(&out));
+    // The data directory was read (it holds no database yet), not the server.
+    assert!(
+        stderr(&out).contains("is not a Plumbline data directory"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read_dir(&d).unwrap().count(), 0, "nothing written");
 }
 
 #[test]

@@ -8,6 +8,7 @@
 use crate::identity::{ConsumerHasher, IdentitySource};
 use proxy_wasm::types::LogLevel;
 use serde::Deserialize;
+use serde_json::error::Category;
 
 /// Upper bound on records per batch, so a full batch stays inside the collector's default limits.
 pub const MAX_BATCH_RECORDS: usize = 2000;
@@ -188,8 +189,11 @@ fn parse(bytes: &[u8]) -> Result<RawConfig, ConfigError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let raw: RawConfig = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
+        let syntax = matches!(e.inner().classify(), Category::Syntax | Category::Eof);
         let inner = e.into_inner().to_string();
-        if path == "." {
+        if syntax {
+            ConfigError::Document(format!("not valid JSON: {inner}"))
+        } else if path == "." {
             ConfigError::Document(inner)
         } else {
             invalid(&path, inner)
@@ -360,6 +364,14 @@ mod tests {
         assert_eq!(s.label_header, None);
         assert!(s.enforce, "enforcement is on unless switched off locally");
         assert_eq!(s.max_decisions, 20_000);
+    }
+
+    #[test]
+    fn a_json_syntax_error_is_called_that_with_its_line_and_column() {
+        // Before, a missing comma was reported as a problem with "field `?`".
+        let err = error_of(&MINIMAL.replacen(',', "", 1));
+        assert!(err.starts_with("invalid configuration: not valid JSON: "), "{err}");
+        assert!(err.contains("line 3 column"), "{err}");
     }
 
     #[test]

@@ -234,12 +234,14 @@ impl Decisions {
         Ok(change)
     }
 
-    /// A policy's decision: made unless the subject's current decision is an operator's or
-    /// lasts at least as long (the policy never shortens or overrides a person's decision).
+    /// A policy's decision: made unless the subject's current decision is an operator's (the
+    /// policy never overrides a person's decision) or still has at least half the new one's
+    /// time to run. An alert updated every window so renews its block about once per half TTL,
+    /// not once per window, and a longer decision is never shortened.
     pub fn plan_policy(&self, new: NewDecision, now_ms: u64) -> Result<Proposal, DecideError> {
-        let expires = now_ms.saturating_add(new.ttl_ms);
+        let renew_below = now_ms.saturating_add(new.ttl_ms / 2);
         if let Some(held) = self.on(&new.subject) {
-            if held.created_by != BY_POLICY || held.decision.expires_at_ms >= expires {
+            if held.created_by != BY_POLICY || held.decision.expires_at_ms >= renew_below {
                 return Ok(Proposal::Kept(held.decision.id));
             }
         }

@@ -108,8 +108,25 @@ fn the_policy_never_overrides_an_operator_or_shortens_a_longer_decision() {
     set.apply(change);
     let shorter = set.plan_policy(block(2, HOUR, BY_POLICY), NOW).unwrap();
     assert_eq!(shorter, Proposal::Kept(by_policy));
-    let longer = set.plan_policy(block(2, 3 * HOUR, BY_POLICY), NOW).unwrap();
+    let longer = set.plan_policy(block(2, 5 * HOUR, BY_POLICY), NOW).unwrap();
     assert!(matches!(longer, Proposal::Change(_)));
+}
+
+#[test]
+fn an_alert_updated_every_window_renews_its_block_only_past_half_its_ttl() {
+    // Before, each update of the alert replaced the block with a new decision a few seconds
+    // longer: the demo's only decision had id 2, and the audit log churned every window.
+    let mut set = empty();
+    let Proposal::Change(change) = set.plan_policy(block(2, HOUR, BY_POLICY), NOW).unwrap() else {
+        panic!("a new subject gets a decision");
+    };
+    let id = change.added[0].decision.id;
+    set.apply(change);
+
+    let next_window = set.plan_policy(block(2, HOUR, BY_POLICY), NOW + 60_000).unwrap();
+    assert_eq!(next_window, Proposal::Kept(id));
+    let past_half = set.plan_policy(block(2, HOUR, BY_POLICY), NOW + HOUR / 2 + 1).unwrap();
+    assert!(matches!(past_half, Proposal::Change(_)));
 }
 
 #[test]

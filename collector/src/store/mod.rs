@@ -37,6 +37,11 @@ pub enum StoreError {
     Missing { dir: PathBuf },
     #[error("data directory {dir} is not a directory")]
     NotADirectory { dir: PathBuf },
+    #[error(
+        "{dir} is not a Plumbline data directory (it has no {DB_FILE}); \
+         `plumbline serve --data DIR` or `plumbline ingest --data DIR` makes one"
+    )]
+    NotPlumbline { dir: PathBuf },
     #[error("cannot use data directory {dir}: {source}")]
     Io {
         dir: PathBuf,
@@ -119,8 +124,14 @@ pub struct Store {
 }
 
 impl Store {
-    /// Holds the data directory (created when `create`) and opens its database.
+    /// Holds the data directory (created when `create`) and opens its database; without
+    /// `create`, a directory without a database is refused and left untouched.
     pub fn open(path: &Path, create: bool) -> Result<Store, StoreError> {
+        if !create && path.is_dir() && !path.join(DB_FILE).exists() {
+            return Err(StoreError::NotPlumbline {
+                dir: path.to_path_buf(),
+            });
+        }
         let dir = DataDir::acquire(path, create)?;
         let conn = Connection::open(path.join(DB_FILE))?;
         conn.execute_batch(

@@ -125,6 +125,17 @@ fn a_version_3_database_gains_the_enforced_counts_and_keeps_its_consumers() {
 }
 
 #[test]
+fn a_directory_without_a_database_is_refused_for_reading_and_left_untouched() {
+    // Before, `plumbline alerts --data /some/dir` made a database and a lock file there.
+    let dir = TempDir::new("notours");
+    let err = Store::open(dir.path(), false).err().expect("refused");
+    assert!(matches!(err, StoreError::NotPlumbline { .. }), "{err}");
+    assert!(err.to_string().contains("is not a Plumbline data directory"), "{err}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    assert!(Store::open(dir.path(), true).is_ok(), "ingest and serve may start one");
+}
+
+#[test]
 fn merged_raw_segments_do_not_linger_in_the_database_files() {
     let dir = TempDir::new("secure");
     let mut store = Store::open(dir.path(), true).unwrap();
