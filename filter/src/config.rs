@@ -370,7 +370,10 @@ mod tests {
     fn a_json_syntax_error_is_called_that_with_its_line_and_column() {
         // Before, a missing comma was reported as a problem with "field `?`".
         let err = error_of(&MINIMAL.replacen(',', "", 1));
-        assert!(err.starts_with("invalid configuration: not valid JSON: "), "{err}");
+        assert!(
+            err.starts_with("invalid configuration: not valid JSON: "),
+            "{err}"
+        );
         assert!(err.contains("line 3 column"), "{err}");
     }
 

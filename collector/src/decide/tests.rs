@@ -123,9 +123,13 @@ fn an_alert_updated_every_window_renews_its_block_only_past_half_its_ttl() {
     let id = change.added[0].decision.id;
     set.apply(change);
 
-    let next_window = set.plan_policy(block(2, HOUR, BY_POLICY), NOW + 60_000).unwrap();
+    let next_window = set
+        .plan_policy(block(2, HOUR, BY_POLICY), NOW + 60_000)
+        .unwrap();
     assert_eq!(next_window, Proposal::Kept(id));
-    let past_half = set.plan_policy(block(2, HOUR, BY_POLICY), NOW + HOUR / 2 + 1).unwrap();
+    let past_half = set
+        .plan_policy(block(2, HOUR, BY_POLICY), NOW + HOUR / 2 + 1)
+        .unwrap();
     assert!(matches!(past_half, Proposal::Change(_)));
 }
 

@@ -130,9 +130,16 @@ fn a_directory_without_a_database_is_refused_for_reading_and_left_untouched() {
     let dir = TempDir::new("notours");
     let err = Store::open(dir.path(), false).err().expect("refused");
     assert!(matches!(err, StoreError::NotPlumbline { .. }), "{err}");
-    assert!(err.to_string().contains("is not a Plumbline data directory"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("is not a Plumbline data directory"),
+        "{err}"
+    );
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
-    assert!(Store::open(dir.path(), true).is_ok(), "ingest and serve may start one");
+    assert!(
+        Store::open(dir.path(), true).is_ok(),
+        "ingest and serve may start one"
+    );
 }
 
 #[test]
