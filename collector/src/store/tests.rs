@@ -128,7 +128,9 @@ fn a_version_3_database_gains_the_enforced_counts_and_keeps_its_consumers() {
 fn a_directory_without_a_database_is_refused_for_reading_and_left_untouched() {
     // Before, `plumbline alerts --data /some/dir` made a database and a lock file there.
     let dir = TempDir::new("notours");
-    let err = Store::open(dir.path(), false).err().expect("refused");
+    let Err(err) = Store::open(dir.path(), false) else {
+        panic!("a directory without a database was opened for reading");
+    };
     assert!(matches!(err, StoreError::NotPlumbline { .. }), "{err}");
     assert!(
         err.to_string()
