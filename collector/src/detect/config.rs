@@ -209,6 +209,10 @@ impl DetectFileConfig {
             })?;
             table.apply(&mut c.detectors[detector.index()]);
         }
+        if c.learning_ms < c.window_ms {
+            let message = "must be at least one window (detect.window)";
+            return Err(error("detect.learning_period", message));
+        }
         c.validate().map_err(|e| {
             error(
                 "detect",
@@ -283,13 +287,36 @@ fn set<T>(slot: &mut T, value: Option<T>) {
 fn duration_ms(key: &str, value: &Option<String>) -> Result<Option<u64>, DetectConfigError> {
     value
         .as_deref()
-        .map(|text| parse::ttl_ms(text).map_err(|e| error(key, e)))
+        .map(|text| {
+            parse::ttl_ms(text).map_err(|_| {
+                let like = "a duration like 90s, 30m, 1h, 7d or 1h30m, above zero";
+                error(key, format!("{text:?} is not {like}"))
+            })
+        })
         .transpose()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn duration_errors_name_the_key_and_the_value_not_a_ttl() {
+        // Before: `window = "banana"` said `ttl "banana" is not a duration`, and a learning
+        // period shorter than a window named the engine's field `learning_ms`.
+        let file = |text: &str| toml::from_str::<DetectFileConfig>(text).unwrap().resolve();
+        let err = file("window = \"banana\"").unwrap_err().to_string();
+        assert!(
+            err.contains("detect.window") && err.contains("\"banana\""),
+            "{err}"
+        );
+        assert!(!err.contains("ttl"), "{err}");
+        let err = file("learning_period = \"1h\"\nwindow = \"2h\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("detect.learning_period"), "{err}");
+        assert!(!err.contains("learning_ms"), "{err}");
+    }
     use plumbline_detect::config::{DAY_MS, HOUR_MS};
 
     fn settings(text: &str) -> Result<DetectSettings, DetectConfigError> {
@@ -342,7 +369,7 @@ mod tests {
             ("[detect]\nwindow = \"1x\"", "detect.window"),
             (
                 "[detect]\nlearning_period = \"1s\"\nwindow = \"1h\"",
-                "detect",
+                "detect.learning_period",
             ),
             (
                 "[detect.detectors.enumeraton]\nopen = 1.0",
