@@ -88,7 +88,7 @@ pub enum ServeError {
     DataInUse { dir: PathBuf },
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr} (--listen or the config's `listen`, an address like 127.0.0.1:7070): {source}")]
     Bind {
         addr: String,
         source: std::io::Error,
