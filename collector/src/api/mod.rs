@@ -88,7 +88,7 @@ pub enum ServeError {
     DataInUse { dir: PathBuf },
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("cannot listen on {addr} (--listen or the config's `listen`, an address like 127.0.0.1:7070): {source}")]
+    #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
         source: std::io::Error,
@@ -196,6 +196,15 @@ pub struct Server {
     data: PathBuf,
 }
 
+/// An address that does not parse is named as the setting it came from.
+fn with_listen_hint(error: std::io::Error) -> std::io::Error {
+    if error.kind() != std::io::ErrorKind::InvalidInput {
+        return error;
+    }
+    let hint = "set --listen or the config's `listen` to an address like 127.0.0.1:7070";
+    std::io::Error::new(error.kind(), format!("{error}; {hint}"))
+}
+
 impl Server {
     /// Binds the listen address, then holds the data directory and loads its state (an
     /// address in use so leaves a new data directory uncreated).
@@ -205,7 +214,7 @@ impl Server {
                 .await
                 .map_err(|source| ServeError::Bind {
                     addr: config.listen.clone(),
-                    source,
+                    source: with_listen_hint(source),
                 })?;
         let mut persisted =
             Persisted::open(&config.data, true, config.settings).map_err(|e| match e {
