@@ -212,6 +212,23 @@ fn a_second_collector_is_refused_a_data_directory_in_use() {
 }
 
 #[test]
+fn an_unknown_path_or_method_gets_a_json_error_naming_it() {
+    // Before, the router answered 404 and 405 with an empty body.
+    let dir = TempDir::new("unknown");
+    let mut server = TestServer::start(dir.path(), 1 << 20, None);
+    let (status, body) = get(&server, "/v1/nothing", None);
+    assert_eq!(status, 404, "{body}");
+    let json: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["error"], "no API path GET /v1/nothing", "{body}");
+    let (status, body) = get(&server, "/v1/batches", None);
+    assert_eq!(status, 405, "{body}");
+    let json: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["error"], "/v1/batches does not take GET", "{body}");
+    assert_eq!(get(&server, "/healthz", None).0, 200);
+    server.stop();
+}
+
+#[test]
 fn with_an_operator_token_the_read_api_requires_it() {
     let dir = TempDir::new("operator");
     let mut server = TestServer::start(dir.path(), 1 << 20, Some("op-secret"));

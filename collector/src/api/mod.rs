@@ -186,7 +186,19 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/alerts/{id}/ack", post(alerts::ack))
         .route("/healthz", get(handlers::healthz))
         .route("/metrics", get(handlers::metrics))
+        .fallback(unknown_path)
+        .method_not_allowed_fallback(wrong_method)
         .with_state(state)
+}
+
+/// A path the API does not have gets a JSON error like every other refusal.
+async fn unknown_path(method: axum::http::Method, uri: axum::http::Uri) -> error::ApiError {
+    error::ApiError::NotFound(format!("no API path {method} {}", uri.path()))
+}
+
+/// A known path with a method it does not take.
+async fn wrong_method(method: axum::http::Method, uri: axum::http::Uri) -> error::ApiError {
+    error::ApiError::MethodNotAllowed(format!("{} does not take {method}", uri.path()))
 }
 
 /// A bound, loaded server that has not started serving yet.
