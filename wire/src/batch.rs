@@ -324,6 +324,11 @@ impl BatchBuilder {
         self.batch.records.push(record);
     }
 
+    /// The time record offsets count from.
+    pub fn base_time_ms(&self) -> u64 {
+        self.batch.base_time_ms
+    }
+
     pub fn len(&self) -> usize {
         self.batch.records.len()
     }

@@ -24,7 +24,7 @@ fn main() {
     };
     let began = Instant::now();
     let scenario = Scenario::new(options.scenario);
-    let replay = match replay(&scenario, &DetectSettings::default()) {
+    let mut replay = match replay(&scenario, &DetectSettings::default()) {
         Ok(replay) => replay,
         Err(err) => {
             eprintln!("eval-detect: {err}");
@@ -33,7 +33,8 @@ fn main() {
     };
     print_scenario(&scenario, &replay);
 
-    let run = Run::new(&scenario, replay.updates.clone(), replay.window_ms);
+    let updates = std::mem::take(&mut replay.updates);
+    let run = Run::new(&scenario, updates, replay.window_ms);
     Report::new(&scenario, &run).print();
     if let Some(detector) = options.explain {
         evaluation::explain_detector(&scenario, &run, detector);

@@ -133,7 +133,6 @@ struct Sender<'a> {
     scenario: &'a Scenario,
     ids: Vec<ConsumerId>,
     builder: Option<BatchBuilder>,
-    first_ms: u64,
     seq: u64,
 }
 
@@ -146,21 +145,21 @@ impl<'a> Sender<'a> {
             scenario,
             ids,
             builder: None,
-            first_ms: 0,
             seq: 0,
         }
     }
 
     /// Adds `r` (records come in time order); answers the batch it closed, if any.
     fn add(&mut self, r: &GenRecord) -> Option<Vec<u8>> {
-        let span_over = self.builder.is_some() && r.time_ms >= self.first_ms + MAX_BATCH_SPAN_MS;
-        let closed = if span_over { self.flush() } else { None };
+        let span_over = |b: &BatchBuilder| r.time_ms >= b.base_time_ms() + MAX_BATCH_SPAN_MS;
+        let closed = if self.builder.as_ref().is_some_and(span_over) {
+            self.flush()
+        } else {
+            None
+        };
 
         let scenario = self.scenario;
         let consumer = self.ids[r.consumer as usize];
-        if self.builder.is_none() {
-            self.first_ms = r.time_ms;
-        }
         let b = self
             .builder
             .get_or_insert_with(|| BatchBuilder::new(r.time_ms));
