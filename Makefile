@@ -29,7 +29,7 @@ SUDO      := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 E2E_THREADS ?= 2
 
 .PHONY: help tools wasm-target envoy build wasm up down demo test lint fmt bench \
-        dataset-check clean bench-tools eval-detect
+        dataset-check clean bench-tools eval-detect jq
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -66,7 +66,7 @@ up: tools build ## Start upstream (:8000), collector (:7070) and Envoy (:10000) 
 down: ## Stop what `make up` started
 	@scripts/stack.sh down
 
-demo: tools build $(SPEC) ## The main job, end to end: stack, partner traffic, inventory, consumers, alerts, a block
+demo: tools build jq $(SPEC) ## The main job, end to end: stack, partner traffic, inventory, consumers, alerts, a block
 	@scripts/demo.sh $(SPEC)
 
 test: tools build ## Unit tests and end-to-end tests with the real Envoy
@@ -90,13 +90,16 @@ bench: tools build bench-tools ## Filter vs no-op wasm filter, propagation, coll
 	cargo bench -p plumbline-detect --bench observe
 	cargo run --release -p plumbline-detect --bin detect-footprint
 
+jq:
+	@command -v jq >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq jq; }
+
 bench-tools:
 	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk; }
 
 eval-detect: ## Replay 14+ days of generated partner traffic with labelled abusers through the detectors
 	cargo run --release -p plumbline-collector --bin eval-detect
 
-dataset-check: build ## Ingest a real Apache log and check the result (DATASETS=folder, default ../shared/datasets)
+dataset-check: build jq ## Ingest a real Apache log and check the result (DATASETS=folder, default ../shared/datasets)
 	@scripts/dataset-check.sh $(DATASETS)/apache-access-2015/access.log
 
 clean: down ## Remove build output, the virtualenv and caches

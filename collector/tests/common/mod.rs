@@ -236,8 +236,13 @@ pub fn plumbline_with_stdin(args: &[&str], env: &[(&str, &str)], stdin: Option<&
     command.envs(env.iter().copied());
     let mut child = command.spawn().expect("cannot run plumbline");
     if let (Some(text), Some(mut input)) = (stdin, child.stdin.take()) {
-        use std::io::Write;
-        input.write_all(text.as_bytes()).unwrap();
+        use std::io::{ErrorKind, Write};
+        // A command that refuses its arguments may exit before it reads its input.
+        match input.write_all(text.as_bytes()) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::BrokenPipe => {}
+            Err(e) => panic!("cannot write plumbline's standard input: {e}"),
+        }
     }
     let deadline = Instant::now() + Duration::from_secs(60);
     while child.try_wait().unwrap().is_none() {
