@@ -260,6 +260,28 @@ fn a_missing_config_file_says_its_cause_once() {
 }
 
 #[test]
+fn every_command_refuses_a_config_file_with_a_bad_value_and_names_it() {
+    // Before, only `serve` checked [detect]: `inventory --data` read a data directory with a
+    // config whose window was "banana".
+    let dir = TempDir::new("bad-value");
+    let config = dir.path().join("plumbline.toml");
+    std::fs::write(&config, "[detect]\nwindow = \"banana\"\n").unwrap();
+    let config = config.to_str().unwrap();
+    let data = dir.path().join("d");
+    let data = data.to_str().unwrap();
+    for command in ["inventory", "consumers", "alerts", "decisions"] {
+        let out = plumbline(&[command, "--config", config, "--data", data], &[]);
+        assert!(!out.status.success(), "{command}");
+        let message = stderr(&out);
+        assert!(
+            message.contains("detect.window") && message.contains("banana"),
+            "{command}: {message}"
+        );
+    }
+    assert!(!Path::new(data).exists(), "nothing written");
+}
+
+#[test]
 fn serve_on_an_address_in_use_fails_naming_it_and_creates_no_data_directory() {
     // Before, the data directory and its database were created, then the bind failed.
     let dir = TempDir::new("in-use");

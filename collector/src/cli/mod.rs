@@ -343,6 +343,7 @@ pub enum CliError {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
     let file = crate::config::FileConfig::load(cli.config.as_deref())?;
+    file.check()?;
     match cli.command {
         Command::Serve(args) => serve::run(args, &file),
         Command::Inventory(args) => query::inventory(&args, &file),

@@ -158,6 +158,16 @@ impl FileConfig {
         Ok(Policy::from_config(&self.policy, limits.max_ttl_ms)?)
     }
 
+    /// Checks every value of the file that can be checked without its secrets, so a broken
+    /// config file is refused by every command, not only by the one that uses the value.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        self.settings()?;
+        self.max_body_bytes()?;
+        self.policy()?;
+        self.detect_settings()?;
+        Ok(())
+    }
+
     pub fn max_body_bytes(&self) -> Result<usize, ConfigError> {
         let value = at_least("max_body_bytes", self.max_body_bytes, 1024)?;
         Ok(value.unwrap_or(DEFAULT_MAX_BODY_BYTES))
