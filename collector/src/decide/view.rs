@@ -87,15 +87,57 @@ pub struct DecisionRequest {
     /// Block status (default 403); a throttle always answers 429.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
-    /// A throttle's rate, like `10/s` or `600/m`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// A throttle's rate, like `10/s` or `600/m`; a bare number is per second.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "rate_text"
+    )]
     pub rate: Option<String>,
     /// A throttle's burst (default: one second's worth of its rate).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub burst: Option<u32>,
-    /// How long the decision lasts, like `1h`.
+    /// How long the decision lasts, like `1h`; a bare number is seconds.
+    #[serde(deserialize_with = "ttl_text")]
     pub ttl: String,
     pub reason: String,
+}
+
+/// A duration or rate as text, or a bare non-negative integer written as text with `unit`.
+struct TextOrCount {
+    unit: &'static str,
+    expecting: &'static str,
+}
+
+impl serde::de::Visitor<'_> for TextOrCount {
+    type Value = String;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.expecting)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<String, E> {
+        Ok(text.to_string())
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, count: u64) -> Result<String, E> {
+        Ok(format!("{count}{}", self.unit))
+    }
+}
+
+fn ttl_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    d.deserialize_any(TextOrCount {
+        unit: "s",
+        expecting: "a duration like \"1h\" or \"30m\", or a whole number of seconds",
+    })
+}
+
+fn rate_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    d.deserialize_any(TextOrCount {
+        unit: "/s",
+        expecting: "a rate like \"10/s\" or \"600/m\", or a whole number per second",
+    })
+    .map(Some)
 }
 
 /// The body of `POST /v1/decisions/remove`.
@@ -269,6 +311,30 @@ mod tests {
         let r =
             request(r#"{"subject":{"consumer":"ab"},"action":"block","ttl":"1h","reason":"x"}"#);
         assert_eq!(r.to_action(), Ok(Action::Block { status: 403 }));
+    }
+
+    #[test]
+    fn a_ttl_or_a_rate_given_as_a_number_is_seconds_or_per_second() {
+        let throttle = request(
+            r#"{"subject":{"address":"10.0.0.1"},"action":"throttle","rate":5,"ttl":90,
+                "reason":"x"}"#,
+        );
+        assert_eq!(throttle.ttl_ms().unwrap(), 90_000);
+        assert_eq!(
+            throttle.to_action().unwrap(),
+            Action::Throttle {
+                per_second: 5,
+                burst: 5
+            }
+        );
+        for bad in [r#""ttl":-5"#, r#""ttl":1.5"#, r#""ttl":true"#] {
+            let body =
+                format!(r#"{{"subject":{{"consumer":"ab"}},"action":"block",{bad},"reason":"x"}}"#);
+            let err = serde_json::from_str::<DecisionRequest>(&body)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("a whole number of seconds"), "{bad}: {err}");
+        }
     }
 
     #[test]
