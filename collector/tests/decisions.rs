@@ -254,7 +254,13 @@ fn a_new_decision_on_a_subject_replaces_the_one_it_had() {
     let first = block_body(json!({"consumer": consumer(1)}), "1h");
     let (_, a) = operator(&server, "POST", "/v1/decisions", Some(first));
     let second = block_body(json!({"consumer": consumer(1)}), "2h");
-    let (_, b) = operator(&server, "POST", "/v1/decisions", Some(second));
+    let (_, mut b) = operator(&server, "POST", "/v1/decisions", Some(second));
+    assert_eq!(
+        b["replaced"], a,
+        "the answer names the decision it replaced"
+    );
+    assert!(a.get("replaced").is_none(), "{a}");
+    b.as_object_mut().unwrap().remove("replaced");
     let listed = decisions(&server)["decisions"].clone();
     assert_eq!(listed, json!([b.clone()]));
     let (_, audit) = operator(&server, "GET", "/v1/audit?limit=2", None);

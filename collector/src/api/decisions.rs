@@ -11,8 +11,8 @@ use super::handlers::{authorize, blocking, read_body};
 use super::{now_ms, AppState};
 use crate::decide::audit::{AuditView, DEFAULT_LIMIT, MAX_LIMIT};
 use crate::decide::view::{
-    subject_text, DecisionRequest, DecisionView, DecisionsView, RemoveRequest, RemovedView,
-    SubjectInput,
+    subject_text, DecisionRequest, DecisionView, DecisionsView, MadeView, RemoveRequest,
+    RemovedView, SubjectInput,
 };
 use crate::decide::{parse, DecideError, NewDecision, StoredDecision, BY_OPERATOR};
 use crate::store::persisted::{ChangeError, Persisted};
@@ -50,12 +50,12 @@ pub async fn list(
     .map(Json)
 }
 
-/// `POST /v1/decisions`: 201 with the decision made.
+/// `POST /v1/decisions`: 201 with the decision made and the one it replaced.
 pub async fn create(
     State(state): Shared,
     headers: HeaderMap,
     body: Body,
-) -> Result<(StatusCode, Json<DecisionView>), ApiError> {
+) -> Result<(StatusCode, Json<MadeView>), ApiError> {
     authorize_write(&state, &headers)?;
     let request: DecisionRequest = read_json(&headers, body).await?;
     let new = to_new_decision(&state, request)?;
@@ -65,12 +65,16 @@ pub async fn create(
         if let Err(ChangeError::Refused(DecideError::Full { .. })) = &made {
             shared.metrics.decision_refused_full();
         }
-        let made = made.map_err(refused)?;
-        log_change("decision added", &made, persisted);
-        Ok(made)
+        let added = made.map_err(refused)?;
+        log_change("decision added", &added.made, persisted);
+        Ok(added)
     })
     .await?;
-    Ok((StatusCode::CREATED, Json(DecisionView::of(&made))))
+    let view = MadeView {
+        decision: DecisionView::of(&made.made),
+        replaced: made.replaced.as_ref().map(DecisionView::of),
+    };
+    Ok((StatusCode::CREATED, Json(view)))
 }
 
 /// `DELETE /v1/decisions/{id}`.

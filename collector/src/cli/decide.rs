@@ -17,7 +17,7 @@ use crate::config::{process_env, FileConfig};
 use crate::decide::audit::{AuditEntryView, AuditView};
 use crate::decide::parse;
 use crate::decide::view::{
-    ActionKind, DecisionRequest, DecisionView, DecisionsView, RemoveRequest, RemovedView,
+    ActionKind, DecisionRequest, DecisionView, DecisionsView, MadeView, RemoveRequest, RemovedView,
     SubjectInput,
 };
 use plumbline_wire::ConsumerId;
@@ -64,11 +64,11 @@ fn make(
     request: &DecisionRequest,
     json: bool,
 ) -> Result<ExitCode, CliError> {
-    let made: DecisionView = writer(server, file)?.post_json("/v1/decisions", request)?;
+    let made: MadeView = writer(server, file)?.post_json("/v1/decisions", request)?;
     if json {
         print_json(&made);
     } else {
-        print(&format!("decision {} made: {}\n", made.id, describe(&made)));
+        print(&made_text(&made));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -159,6 +159,20 @@ fn writer(server: &ServerArg, file: &FileConfig) -> Result<Client, CliError> {
         .ok_or_else(|| SecretError::missing(SecretSource::OperatorToken))?;
     let url = server.url(file, &process_env);
     Ok(Client::new(&url, Some(token), SecretSource::OperatorToken))
+}
+
+/// What `block` and `throttle` print: the decision, and the one it replaced.
+fn made_text(made: &MadeView) -> String {
+    let d = &made.decision;
+    let mut text = format!("decision {} made: {}\n", d.id, describe(d));
+    if let Some(old) = &made.replaced {
+        text.push_str(&format!(
+            "it replaces decision {}: {}\n",
+            old.id,
+            describe(old)
+        ));
+    }
+    text
 }
 
 /// One decision in words: `block consumer ab12… with 403 until T (reason)`.
@@ -254,6 +268,37 @@ mod tests {
         };
         let err = subject(&bad_cidr).unwrap_err().to_string();
         assert!(err.contains("10.0.0.0/40"), "{err}");
+    }
+
+    #[test]
+    fn a_decision_that_replaced_another_says_which() {
+        let view = |id, rate: Option<&str>| DecisionView {
+            id,
+            subject: SubjectView::Address("10.0.0.1".into()),
+            action: if rate.is_some() { "throttle" } else { "block" }.into(),
+            status: if rate.is_some() { 429 } else { 403 },
+            rate: rate.map(str::to_string),
+            burst: rate.map(|_| 5),
+            reason: "r".into(),
+            created_by: "operator".into(),
+            created_at: "2025-01-01T00:00:00Z".into(),
+            expires_at: "2025-01-01T01:00:00Z".into(),
+        };
+        let made = MadeView {
+            decision: view(8, Some("5/s")),
+            replaced: Some(view(7, None)),
+        };
+        assert_eq!(
+            made_text(&made),
+            "decision 8 made: throttle address 10.0.0.1 to 5/s until 2025-01-01T01:00:00Z by \
+             operator (r)\nit replaces decision 7: block address 10.0.0.1 with 403 until \
+             2025-01-01T01:00:00Z by operator (r)\n"
+        );
+        let alone = MadeView {
+            replaced: None,
+            ..made
+        };
+        assert!(!made_text(&alone).contains("replaces"));
     }
 
     #[test]

@@ -43,6 +43,16 @@ pub struct DecisionView {
     pub expires_at: String,
 }
 
+/// The answer to `POST /v1/decisions`: the decision made and, when the subject had one, the
+/// decision it replaced (a subject holds one decision at a time).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MadeView {
+    #[serde(flatten)]
+    pub decision: DecisionView,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced: Option<DecisionView>,
+}
+
 /// Who a decision applies to, as shown: a consumer id or an address or prefix.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -43,6 +43,13 @@ pub enum AlertOutcome {
     Made(StoredDecision),
 }
 
+/// A decision just made, and the decision on the same subject it replaced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Added {
+    pub made: StoredDecision,
+    pub replaced: Option<StoredDecision>,
+}
+
 impl Persisted {
     /// Holds the data directory (created when `create`) and loads its state.
     pub fn open(dir: &Path, create: bool, settings: Settings) -> Result<Persisted, StoreError> {
@@ -90,22 +97,24 @@ impl Persisted {
         Ok(())
     }
 
-    /// Adds a decision (replacing the one on its subject); answers it.
+    /// Adds a decision (replacing the one on its subject); answers it and the one it replaced.
     pub fn add_decision(
         &mut self,
         new: NewDecision,
         who: &str,
         now_ms: u64,
-    ) -> Result<StoredDecision, ChangeError> {
+    ) -> Result<Added, ChangeError> {
         let change = self.decisions.plan_add(new, who, now_ms)?;
-        let added = change.added.first().cloned();
+        let made = change.added.first().cloned();
+        let replaced = change.removed.first().cloned();
         self.commit(change)?;
-        added.ok_or_else(|| {
+        let made = made.ok_or_else(|| {
             ChangeError::Store(StoreError::Corrupt {
                 what: "decision change",
                 value: "a planned addition without its decision".into(),
             })
-        })
+        })?;
+        Ok(Added { made, replaced })
     }
 
     /// Removes the decision with `id`; answers it.

@@ -255,7 +255,7 @@ mod decisions {
             ..block(0)
         };
         p.add_decision(throttle, BY_OPERATOR, NOW).unwrap();
-        p.remove_decision(first.decision.id, BY_OPERATOR, NOW)
+        p.remove_decision(first.made.decision.id, BY_OPERATOR, NOW)
             .unwrap();
         p.set_mode(Mode::Enforce, BY_CONFIG, NOW).unwrap();
         let before: Vec<_> = p.decisions.iter().cloned().collect();
@@ -267,7 +267,10 @@ mod decisions {
         assert_eq!(again.decisions.version(), version);
         assert_eq!(again.decisions.mode(), Mode::Enforce);
         let next = again.add_decision(block(2), BY_OPERATOR, NOW).unwrap();
-        assert_eq!(next.decision.id, 3, "ids are not reused after a restart");
+        assert_eq!(
+            next.made.decision.id, 3,
+            "ids are not reused after a restart"
+        );
     }
 
     #[test]
