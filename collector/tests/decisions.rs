@@ -248,6 +248,43 @@ fn throttles_and_address_blocks_are_made_and_removed_by_subject() {
 }
 
 #[test]
+fn a_throttle_slower_than_one_a_second_reaches_filters_as_requests_an_hour() {
+    let dir = TempDir::new("slow-throttle");
+    let mut server = start(&dir, "");
+    let throttle = json!({"subject": {"consumer": consumer(3)}, "action": "throttle",
+                          "rate": "30/m", "ttl": "1h", "reason": "quota"});
+    let (status, made) = operator(&server, "POST", "/v1/decisions", Some(throttle));
+    assert_eq!(status, 201, "{made}");
+    assert_eq!(
+        (made["rate"].clone(), made["burst"].clone()),
+        (json!("30/m"), json!(1))
+    );
+    let hourly = json!({"subject": {"consumer": consumer(4)}, "action": "throttle",
+                        "rate": "100/h", "ttl": "1h", "reason": "quota"});
+    let (status, made) = operator(&server, "POST", "/v1/decisions", Some(hourly));
+    assert_eq!(status, 201, "{made}");
+    assert_eq!(made["rate"], "100/h");
+
+    let reply = reply_to(&server, &poll(0, 1));
+    let set = reply.decisions.expect("a filter holding no set gets it");
+    let actions: Vec<Action> = set.decisions.iter().map(|d| d.action).collect();
+    assert_eq!(
+        actions,
+        vec![
+            Action::Throttle {
+                per_hour: 1_800,
+                burst: 1
+            },
+            Action::Throttle {
+                per_hour: 100,
+                burst: 1
+            }
+        ]
+    );
+    server.stop();
+}
+
+#[test]
 fn a_new_decision_on_a_subject_replaces_the_one_it_had() {
     let dir = TempDir::new("replace");
     let mut server = start(&dir, "");
@@ -373,8 +410,8 @@ fn bad_decision_requests_get_400_naming_what_was_wrong() {
             "\"xyz\" is not 32 hexadecimal",
         ),
         (
-            json!({"subject": c, "action": "throttle", "rate": "30/m", "ttl": "1h", "reason": "x"}),
-            "30/m",
+            json!({"subject": c, "action": "throttle", "rate": "0/m", "ttl": "1h", "reason": "x"}),
+            "rate \"0/m\" is zero",
         ),
         (
             json!({"subject": c, "action": "block", "status": 200, "ttl": "1h", "reason": "x"}),

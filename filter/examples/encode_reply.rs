@@ -4,7 +4,7 @@
 //! ```text
 //! cargo run -p plumbline-filter --example encode_reply -- --out reply.bin --version 3 \
 //!     --mode enforce --salt SALT --ttl-ms 60000 \
-//!     --block KEY[:STATUS] --throttle KEY:PER_SECOND[:BURST] --block-prefix ADDR/BITS \
+//!     --block KEY[:STATUS] --throttle KEY:PER_HOUR[:BURST] --block-prefix ADDR/BITS \
 //!     --filler N
 //! ```
 //!
@@ -109,14 +109,14 @@ fn block(salt: &str, spec: &str) -> Result<(Subject, Action), Box<dyn Error>> {
 
 fn throttle(salt: &str, spec: &str) -> Result<(Subject, Action), Box<dyn Error>> {
     let mut parts = spec.split(':');
-    let key = parts.next().ok_or("throttle needs KEY:PER_SECOND")?;
-    let per_second: u32 = parts.next().ok_or("throttle needs a rate")?.parse()?;
+    let key = parts.next().ok_or("throttle needs KEY:PER_HOUR")?;
+    let per_hour: u32 = parts.next().ok_or("throttle needs a rate")?.parse()?;
     let burst = match parts.next() {
         Some(b) => b.parse()?,
-        None => per_second,
+        None => per_hour.div_ceil(3600).max(1),
     };
     let subject = Subject::Consumer(consumer_id(salt.as_bytes(), key.as_bytes()));
-    Ok((subject, Action::Throttle { per_second, burst }))
+    Ok((subject, Action::Throttle { per_hour, burst }))
 }
 
 fn block_prefix(spec: &str) -> Result<(Subject, Action), Box<dyn Error>> {

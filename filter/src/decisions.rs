@@ -228,7 +228,7 @@ fn insert_prefix<K: Hash + Eq>(
 fn severity(action: &Action) -> (u8, u32) {
     match action {
         Action::Block { .. } => (2, 0),
-        Action::Throttle { per_second, .. } => (1, u32::MAX - per_second),
+        Action::Throttle { per_hour, .. } => (1, u32::MAX - per_hour),
     }
 }
 
@@ -291,11 +291,8 @@ mod tests {
         decision(id, subject, Action::Block { status: 403 }, NOW + 60_000)
     }
 
-    fn throttle(id: u64, subject: Subject, per_second: u32) -> Decision {
-        let action = Action::Throttle {
-            per_second,
-            burst: per_second,
-        };
+    fn throttle(id: u64, subject: Subject, per_hour: u32) -> Decision {
+        let action = Action::Throttle { per_hour, burst: 1 };
         decision(id, subject, action, NOW + 60_000)
     }
 

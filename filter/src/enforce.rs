@@ -77,8 +77,8 @@ pub fn judge(
             decision: id,
             status: block_status(status),
         },
-        Action::Throttle { per_second, burst } => {
-            match take_shared(store, &decision.subject, per_second, burst, now_ms) {
+        Action::Throttle { per_hour, burst } => {
+            match take_shared(store, &decision.subject, per_hour, burst, now_ms) {
                 Take::Allowed(_) => Verdict::Pass,
                 Take::Denied { .. } if !refuse => Verdict::WouldBlock { decision: id },
                 Take::Denied { retry_after_s } => Verdict::Throttle {
@@ -235,7 +235,7 @@ mod tests {
         let h = held(
             Mode::Enforce,
             Action::Throttle {
-                per_second: 2,
+                per_hour: 7200,
                 burst: 2,
             },
         );
@@ -259,7 +259,7 @@ mod tests {
         let h = held(
             Mode::Monitor,
             Action::Throttle {
-                per_second: 1,
+                per_hour: 3600,
                 burst: 1,
             },
         );
@@ -276,7 +276,7 @@ mod tests {
         let h = held(
             Mode::Enforce,
             Action::Throttle {
-                per_second: 1,
+                per_hour: 3600,
                 burst: 1,
             },
         );

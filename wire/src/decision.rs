@@ -28,8 +28,9 @@ pub enum Subject {
 pub enum Action {
     /// Answer with this status, never forwarding upstream.
     Block { status: u16 },
-    /// Allow `per_second` requests a second per Envoy instance (bursts up to `burst`); 429 above.
-    Throttle { per_second: u32, burst: u32 },
+    /// Allow `per_hour` requests an hour per Envoy instance, spread evenly (a rate of `10/s` is
+    /// 36,000 an hour, `2/m` is 120), with bursts up to `burst`; 429 above.
+    Throttle { per_hour: u32, burst: u32 },
 }
 
 /// One decision as the filter needs it.
@@ -123,7 +124,7 @@ mod tests {
             bits: 24,
         };
         let action = Action::Throttle {
-            per_second: 10,
+            per_hour: 36_000,
             burst: 20,
         };
         let decision = Decision {

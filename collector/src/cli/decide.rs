@@ -42,7 +42,7 @@ pub fn block(args: &BlockArgs, file: &FileConfig) -> Result<ExitCode, CliError> 
 /// `plumbline throttle`.
 pub fn throttle(args: &ThrottleArgs, file: &FileConfig) -> Result<ExitCode, CliError> {
     parse::ttl_ms(&args.ttl)?;
-    parse::rate_per_second(&args.rate)?;
+    parse::rate_per_hour(&args.rate)?;
     if args.burst == Some(0) {
         return Err(CliError::Burst);
     }

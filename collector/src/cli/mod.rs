@@ -179,7 +179,7 @@ pub struct BlockArgs {
 pub struct ThrottleArgs {
     #[command(flatten)]
     pub subject: SubjectArgs,
-    /// Requests allowed per Envoy instance, like 10/s, 600/m or 36000/h; 429 above it.
+    /// Requests allowed per Envoy instance, like 10/s, 30/m or 100/h; 429 above it.
     #[arg(long)]
     pub rate: String,
     /// Requests allowed in a burst [default: one second's worth of the rate].

@@ -15,13 +15,10 @@ pub enum ParseError {
     Ttl(String),
     #[error("ttl {0:?} is zero; a decision must last a while")]
     ZeroTtl(String),
-    #[error("rate {0:?} is not a rate like 10/s, 600/m or 36000/h")]
+    #[error("rate {0:?} is not a rate like 10/s, 30/m or 100/h")]
     Rate(String),
-    #[error(
-        "rate {text:?} is not a whole number of requests a second (filters count whole \
-         requests a second); use a multiple of {unit}, at least 1/s"
-    )]
-    RateFraction { text: String, unit: &'static str },
+    #[error("rate {0:?} is zero; to refuse every request, block instead")]
+    ZeroRate(String),
     #[error("address {0:?} is not an IP address or a CIDR prefix like 203.0.113.7 or 10.0.0.0/8")]
     Address(String),
     #[error("prefix {text:?} is longer than an address of its kind (at most /{max})")]
@@ -83,29 +80,41 @@ pub fn format_ttl(ms: u64) -> String {
     out
 }
 
-/// A rate like `10/s`, `600/m` or `36000/h`, in whole requests a second.
-pub fn rate_per_second(text: &str) -> Result<u32, ParseError> {
+/// A rate like `10/s`, `30/m` or `100/h`, in whole requests an hour (as filters count it).
+pub fn rate_per_hour(text: &str) -> Result<u32, ParseError> {
     let bad = || ParseError::Rate(text.to_string());
     let (count, unit) = text.trim().split_once('/').ok_or_else(bad)?;
     let count: u64 = count.trim().parse().map_err(|_| bad())?;
-    let (seconds, unit) = match unit.trim() {
-        "s" | "sec" | "second" => (1, "1 per second"),
-        "m" | "min" | "minute" => (60, "60 per minute"),
-        "h" | "hour" => (3_600, "3600 per hour"),
+    let per_hour = match unit.trim() {
+        "s" | "sec" | "second" => 3_600,
+        "m" | "min" | "minute" => 60,
+        "h" | "hour" => 1,
         _ => return Err(bad()),
     };
-    if count == 0 || !count.is_multiple_of(seconds) {
-        return Err(ParseError::RateFraction {
-            text: text.to_string(),
-            unit,
-        });
+    if count == 0 {
+        return Err(ParseError::ZeroRate(text.to_string()));
     }
-    u32::try_from(count / seconds).map_err(|_| bad())
+    count
+        .checked_mul(per_hour)
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(bad)
 }
 
-/// A rate as operators write it.
-pub fn format_rate(per_second: u32) -> String {
-    format!("{per_second}/s")
+/// A rate as operators write it, in the largest unit that keeps it whole: `10/s`, `30/m`,
+/// `90/h`.
+pub fn format_rate(per_hour: u32) -> String {
+    if per_hour.is_multiple_of(3_600) {
+        format!("{}/s", per_hour / 3_600)
+    } else if per_hour.is_multiple_of(60) {
+        format!("{}/m", per_hour / 60)
+    } else {
+        format!("{per_hour}/h")
+    }
+}
+
+/// A throttle's burst when none is given: one second's worth of its rate, at least one request.
+pub fn default_burst(per_hour: u32) -> u32 {
+    per_hour.div_ceil(3_600).max(1)
 }
 
 /// An IP address (a prefix of its full length) or a CIDR prefix with no bits past its length.
@@ -232,24 +241,32 @@ mod tests {
     }
 
     #[test]
-    fn rates_per_second_minute_and_hour_become_requests_a_second() {
-        assert_eq!(rate_per_second("10/s"), Ok(10));
-        assert_eq!(rate_per_second("600/m"), Ok(10));
-        assert_eq!(rate_per_second("36000/h"), Ok(10));
-        assert_eq!(rate_per_second(" 5 / sec "), Ok(5));
+    fn rates_per_second_minute_and_hour_become_requests_an_hour() {
+        assert_eq!(rate_per_hour("10/s"), Ok(36_000));
+        assert_eq!(rate_per_hour("600/m"), Ok(36_000));
+        assert_eq!(rate_per_hour("30/m"), Ok(1_800));
+        assert_eq!(rate_per_hour("90/h"), Ok(90));
+        assert_eq!(rate_per_hour(" 5 / sec "), Ok(18_000));
     }
 
     #[test]
-    fn rates_that_are_not_whole_requests_a_second_are_refused_with_the_unit_to_use() {
-        let err = rate_per_second("30/m").unwrap_err();
-        assert!(matches!(err, ParseError::RateFraction { .. }), "{err}");
-        assert!(err.to_string().contains("60 per minute"), "{err}");
-        assert!(matches!(
-            rate_per_second("0/s"),
-            Err(ParseError::RateFraction { .. })
-        ));
-        for text in ["10", "10/d", "ten/s", "/s", "99999999999/s"] {
-            assert_eq!(rate_per_second(text), Err(ParseError::Rate(text.into())));
+    fn a_rate_reads_back_in_the_largest_unit_that_keeps_it_whole() {
+        for text in ["10/s", "30/m", "90/h", "1/h", "1/s"] {
+            assert_eq!(format_rate(rate_per_hour(text).unwrap()), text);
+        }
+        assert_eq!(format_rate(rate_per_hour("600/m").unwrap()), "10/s");
+        assert_eq!(default_burst(36_000), 10);
+        assert_eq!(default_burst(1_800), 1);
+        assert_eq!(default_burst(3_601), 2);
+    }
+
+    #[test]
+    fn zero_and_unreadable_rates_are_refused() {
+        let err = rate_per_hour("0/s").unwrap_err();
+        assert_eq!(err, ParseError::ZeroRate("0/s".into()));
+        assert!(err.to_string().contains("block instead"), "{err}");
+        for text in ["10", "10/d", "ten/s", "/s", "99999999999/s", "1200000/s"] {
+            assert_eq!(rate_per_hour(text), Err(ParseError::Rate(text.into())));
         }
     }
 

@@ -237,10 +237,10 @@ fn rule_action(rule: &RuleConfig) -> Result<Action, RuleError> {
                 .rate
                 .as_deref()
                 .ok_or_else(|| rule_error("rate", "a throttle rule needs a rate, like \"10/s\""))?;
-            let per_second =
-                parse::rate_per_second(rate).map_err(|e: ParseError| rule_error("rate", e))?;
-            let burst = rule.burst.unwrap_or(per_second).max(1);
-            Ok(Action::Throttle { per_second, burst })
+            let per_hour =
+                parse::rate_per_hour(rate).map_err(|e: ParseError| rule_error("rate", e))?;
+            let burst = rule.burst.unwrap_or(parse::default_burst(per_hour)).max(1);
+            Ok(Action::Throttle { per_hour, burst })
         }
     }
 }
@@ -302,7 +302,7 @@ mod tests {
             .decide(&alert("enumeration", Severity::Medium, 1))
             .unwrap();
         let expected = Action::Throttle {
-            per_second: 10,
+            per_hour: 36_000,
             burst: 10,
         };
         assert_eq!(medium.action, expected);

@@ -204,12 +204,12 @@ impl DecisionRequest {
             .rate
             .as_deref()
             .ok_or_else(|| field("a throttle needs a rate, like \"10/s\""))?;
-        let per_second = parse::rate_per_second(rate)?;
-        let burst = self.burst.unwrap_or(per_second);
+        let per_hour = parse::rate_per_hour(rate)?;
+        let burst = self.burst.unwrap_or(parse::default_burst(per_hour));
         if burst == 0 {
             return Err(field("burst must be at least 1"));
         }
-        Ok(Action::Throttle { per_second, burst })
+        Ok(Action::Throttle { per_hour, burst })
     }
 
     /// The time-to-live, checked.
@@ -244,10 +244,10 @@ impl DecisionView {
         let d = &stored.decision;
         let (action, status, rate, burst) = match d.action {
             Action::Block { status } => ("block", status, None, None),
-            Action::Throttle { per_second, burst } => (
+            Action::Throttle { per_hour, burst } => (
                 "throttle",
                 THROTTLE_STATUS,
-                Some(format_rate(per_second)),
+                Some(format_rate(per_hour)),
                 Some(burst),
             ),
         };
@@ -333,7 +333,7 @@ mod tests {
         assert_eq!(
             throttle.to_action().unwrap(),
             Action::Throttle {
-                per_second: 5,
+                per_hour: 18_000,
                 burst: 5
             }
         );
@@ -354,7 +354,7 @@ mod tests {
                 "ttl":"1h","reason":"x"}"#,
         );
         let expected = Action::Throttle {
-            per_second: 10,
+            per_hour: 36_000,
             burst: 10,
         };
         assert_eq!(r.to_action(), Ok(expected));

@@ -33,7 +33,7 @@ impl Store {
             Some(1) => Mode::Enforce,
             _ => Mode::Monitor,
         };
-        let sql = "SELECT id, subject, action, status, per_second, burst, reason, created_by, \
+        let sql = "SELECT id, subject, action, status, per_hour, burst, reason, created_by, \
                    created_at_ms, expires_at_ms FROM decisions ORDER BY id";
         let mut stmt = self.conn.prepare(sql)?;
         let mut rows = stmt.query([])?;
@@ -120,11 +120,11 @@ fn put_meta(tx: &Transaction<'_>, key: &str, value: u64) -> Result<(), StoreErro
 
 fn put_decision(tx: &Transaction<'_>, stored: &StoredDecision) -> Result<(), StoreError> {
     let d = &stored.decision;
-    let (action, status, per_second, burst) = match d.action {
+    let (action, status, per_hour, burst) = match d.action {
         Action::Block { status } => ("block", status, None, None),
-        Action::Throttle { per_second, burst } => ("throttle", 429, Some(per_second), Some(burst)),
+        Action::Throttle { per_hour, burst } => ("throttle", 429, Some(per_hour), Some(burst)),
     };
-    let sql = "INSERT OR REPLACE INTO decisions (id, subject, action, status, per_second, burst, \
+    let sql = "INSERT OR REPLACE INTO decisions (id, subject, action, status, per_hour, burst, \
                reason, created_by, created_at_ms, expires_at_ms) \
                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
     tx.prepare_cached(sql)?.execute(params![
@@ -132,7 +132,7 @@ fn put_decision(tx: &Transaction<'_>, stored: &StoredDecision) -> Result<(), Sto
         subject_text(&d.subject),
         action,
         status,
-        per_second,
+        per_hour,
         burst,
         stored.reason,
         stored.created_by,
@@ -201,7 +201,7 @@ fn decision_from(row: &Row<'_>) -> Result<StoredDecision, StoreError> {
             status: row.get(3)?,
         },
         "throttle" => Action::Throttle {
-            per_second: row.get::<_, Option<u32>>(4)?.unwrap_or(1),
+            per_hour: row.get::<_, Option<u32>>(4)?.unwrap_or(1),
             burst: row.get::<_, Option<u32>>(5)?.unwrap_or(1),
         },
         _ => {

@@ -56,23 +56,43 @@ pub enum StoreError {
 }
 
 /// 1: inventory, consumers, filters. 2: decisions and the audit log. 3: alerts and baselines.
-/// 4: per-consumer counts of enforced requests.
-const SCHEMA_VERSION: i64 = 4;
+/// 4: per-consumer counts of enforced requests. 5: throttle rates per hour (were per second).
+const SCHEMA_VERSION: i64 = 5;
 
-/// Columns added to tables that existed before, by the version that added them.
-const ADDED_COLUMNS: &[(i64, &str)] = &[
-    (
-        4,
-        "ALTER TABLE consumers ADD COLUMN blocked INTEGER NOT NULL DEFAULT 0",
-    ),
-    (
-        4,
-        "ALTER TABLE consumers ADD COLUMN throttled INTEGER NOT NULL DEFAULT 0",
-    ),
-    (
-        4,
-        "ALTER TABLE consumers ADD COLUMN would_block INTEGER NOT NULL DEFAULT 0",
-    ),
+/// A column added to a table that existed before: the version that added it, the table, the
+/// column and its definition.
+struct AddedColumn {
+    version: i64,
+    table: &'static str,
+    column: &'static str,
+    definition: &'static str,
+}
+
+const ADDED_COLUMNS: &[AddedColumn] = &[
+    AddedColumn {
+        version: 4,
+        table: "consumers",
+        column: "blocked",
+        definition: "INTEGER NOT NULL DEFAULT 0",
+    },
+    AddedColumn {
+        version: 4,
+        table: "consumers",
+        column: "throttled",
+        definition: "INTEGER NOT NULL DEFAULT 0",
+    },
+    AddedColumn {
+        version: 4,
+        table: "consumers",
+        column: "would_block",
+        definition: "INTEGER NOT NULL DEFAULT 0",
+    },
+    AddedColumn {
+        version: 5,
+        table: "decisions",
+        column: "per_hour",
+        definition: "INTEGER",
+    },
 ];
 
 const SCHEMA: &str = "
@@ -97,7 +117,7 @@ CREATE TABLE IF NOT EXISTS filters (
     PRIMARY KEY (node, instance));
 CREATE TABLE IF NOT EXISTS decisions (
     id INTEGER PRIMARY KEY, subject TEXT NOT NULL UNIQUE, action TEXT NOT NULL,
-    status INTEGER NOT NULL, per_second INTEGER, burst INTEGER, reason TEXT NOT NULL,
+    status INTEGER NOT NULL, per_hour INTEGER, burst INTEGER, reason TEXT NOT NULL,
     created_by TEXT NOT NULL, created_at_ms INTEGER NOT NULL, expires_at_ms INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL, who TEXT NOT NULL,
@@ -174,9 +194,7 @@ fn check_version(conn: &Connection) -> Result<(), StoreError> {
             // A new database, or one of an older schema whose new tables were just created
             // and whose older tables get the columns added since.
             if let Some(old) = found {
-                for (_, sql) in ADDED_COLUMNS.iter().filter(|(v, _)| *v > old) {
-                    conn.execute_batch(sql)?;
-                }
+                migrate(conn, old)?;
             }
             conn.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema', ?1)",
@@ -185,6 +203,35 @@ fn check_version(conn: &Connection) -> Result<(), StoreError> {
             Ok(())
         }
     }
+}
+
+/// Brings a database of schema `old` to this one: the columns added since (to the tables that
+/// existed before; the others were just created whole), and throttle rates per hour.
+fn migrate(conn: &Connection, old: i64) -> Result<(), StoreError> {
+    for added in ADDED_COLUMNS.iter().filter(|a| a.version > old) {
+        if !has_column(conn, added.table, added.column)? {
+            conn.execute_batch(&format!(
+                "ALTER TABLE {} ADD COLUMN {} {}",
+                added.table, added.column, added.definition
+            ))?;
+        }
+    }
+    if old < 5 && has_column(conn, "decisions", "per_second")? {
+        conn.execute_batch(
+            "UPDATE decisions SET per_hour = per_second * 3600 \
+             WHERE per_hour IS NULL AND per_second IS NOT NULL",
+        )?;
+    }
+    Ok(())
+}
+
+fn has_column(conn: &Connection, table: &str, column: &str) -> Result<bool, StoreError> {
+    let count: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM pragma_table_info(?1) WHERE name = ?2",
+        [table, column],
+        |r| r.get(0),
+    )?;
+    Ok(count > 0)
 }
 
 /// u64 counters and times as SQLite integers (which are i64), clamped.

@@ -125,6 +125,49 @@ fn a_version_3_database_gains_the_enforced_counts_and_keeps_its_consumers() {
 }
 
 #[test]
+fn a_version_4_database_keeps_its_throttles_at_the_same_rate_counted_per_hour() {
+    let dir = TempDir::new("schema4");
+    {
+        let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+             INSERT INTO meta VALUES ('schema', 4);
+             CREATE TABLE decisions (
+                 id INTEGER PRIMARY KEY, subject TEXT NOT NULL UNIQUE, action TEXT NOT NULL,
+                 status INTEGER NOT NULL, per_second INTEGER, burst INTEGER,
+                 reason TEXT NOT NULL, created_by TEXT NOT NULL,
+                 created_at_ms INTEGER NOT NULL, expires_at_ms INTEGER NOT NULL);
+             INSERT INTO decisions VALUES
+                 (1, 'prefix:10.0.0.0/8', 'throttle', 429, 5, 9, 'r', 'operator', 1, 99),
+                 (2, 'prefix:10.0.0.1/32', 'block', 403, NULL, NULL, 'r', 'operator', 1, 99);",
+        )
+        .unwrap();
+    }
+    let store = Store::open(dir.path(), false).unwrap();
+    let set = store
+        .load_decisions(crate::decide::Limits::default(), 0)
+        .unwrap();
+    use plumbline_wire::Action;
+    let actions: Vec<Action> = set.iter().map(|d| d.decision.action).collect();
+    assert_eq!(
+        actions,
+        vec![
+            Action::Throttle {
+                per_hour: 18_000,
+                burst: 9
+            },
+            Action::Block { status: 403 }
+        ]
+    );
+    store.close().unwrap();
+    let reopened = Store::open(dir.path(), false).unwrap();
+    let again = reopened
+        .load_decisions(crate::decide::Limits::default(), 0)
+        .unwrap();
+    assert_eq!(again.iter().next().unwrap().decision.action, actions[0]);
+}
+
+#[test]
 fn a_directory_without_a_database_is_refused_for_reading_and_left_untouched() {
     // Before, `plumbline alerts --data /some/dir` made a database and a lock file there.
     let dir = TempDir::new("notours");
@@ -249,7 +292,7 @@ mod decisions {
                 bits: 32,
             },
             action: Action::Throttle {
-                per_second: 5,
+                per_hour: 18_000,
                 burst: 9,
             },
             ..block(0)
