@@ -511,4 +511,41 @@ mod tests {
         let err = error_of(&with(r#""ingest_path": "v1/batches""#));
         assert!(err.contains("ingest_path"), "{err}");
     }
+
+    /// A YAML node as JSON, as Istio hands a WasmPlugin's `pluginConfig` to the filter.
+    fn yaml_to_json(node: &yaml_rust2::Yaml) -> serde_json::Value {
+        use yaml_rust2::Yaml;
+        match node {
+            Yaml::Hash(map) => serde_json::Value::Object(
+                map.iter()
+                    .map(|(k, v)| (k.as_str().unwrap().to_string(), yaml_to_json(v)))
+                    .collect(),
+            ),
+            Yaml::Array(items) => items.iter().map(yaml_to_json).collect(),
+            Yaml::String(text) => text.clone().into(),
+            Yaml::Integer(n) => (*n).into(),
+            Yaml::Real(text) => text.parse::<f64>().unwrap().into(),
+            Yaml::Boolean(b) => (*b).into(),
+            other => panic!("unexpected YAML node {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_shipped_istio_wasmplugin_config_is_accepted() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../envoy/istio/wasmplugin.yaml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let docs = yaml_rust2::YamlLoader::load_from_str(&text).unwrap();
+        let plugin = docs
+            .iter()
+            .find(|d| d["kind"].as_str() == Some("WasmPlugin"))
+            .unwrap();
+        let config = yaml_to_json(&plugin["spec"]["pluginConfig"]);
+        let settings = Settings::from_json(config.to_string().as_bytes())
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert_eq!(
+            settings.collector_cluster,
+            "outbound|7070||plumbline-collector.example.internal"
+        );
+        assert!(settings.enforce);
+    }
 }
