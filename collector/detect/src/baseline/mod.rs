@@ -233,14 +233,19 @@ impl EndpointState {
     }
 
     /// Folds the closing window into the recent objects (nothing while the object model is
-    /// too young to expect anything).
-    fn close_objects(&mut self, expected_calls: f64) {
+    /// too young to expect anything). A window `learned` as usual carries no excess: the
+    /// baseline took its objects as normal (a nightly sync), so they must not echo as
+    /// evidence into the hours after it.
+    fn close_objects(&mut self, expected_calls: f64, learned: bool) {
         if self.objects.samples() < OBJECT_MIN_SAMPLES {
             self.objects_seen = LogQ::default();
             self.objects_expected = LogQ::default();
             return;
         }
-        let (seen, expected) = self.objects_recent(expected_calls);
+        let (mut seen, expected) = self.objects_recent(expected_calls);
+        if learned {
+            seen = seen.min(expected);
+        }
         self.objects_seen.set(seen);
         self.objects_expected.set(expected);
     }
@@ -899,7 +904,7 @@ impl ConsumerState {
                 self.object_habits.note(hour, w.day);
             }
             let learn = objects && (!outlier || habit || !settled);
-            e.close_objects(expected);
+            e.close_objects(expected, learn);
             if objects && e.calls > 0 && !e.sketch.is_empty() {
                 // An outlier is learned clipped to twice the expectation: the model keeps
                 // correcting itself (a fully frozen model that started wrong would call every

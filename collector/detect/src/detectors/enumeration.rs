@@ -246,6 +246,32 @@ mod tests {
     }
 
     #[test]
+    fn a_nightly_sync_does_not_echo_into_the_hours_after_it() {
+        // The objects of a sync the baseline had learned as a habit were carried as evidence:
+        // the next hour's few extra objects looked like the tail of a huge enumeration.
+        let mut sim = Sim::new(200.0);
+        for day in 0..10u64 {
+            for _ in 0..24 {
+                let hour = (sim.t % DAY_MS) / 3_600_000;
+                let extra = if hour == 2 {
+                    (0..3_000)
+                        .map(|i| request(sim.t + i * 1_000, 1, Some(day * 1_000_003 + i * 7), 200))
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                let signals = sim.run(extra);
+                if day >= 8 {
+                    assert!(
+                        find(&signals, Detector::Enumeration).is_none(),
+                        "day {day} hour {hour}: {signals:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn a_usual_window_is_not_enumeration() {
         let mut sim = learned();
         for _ in 0..48 {
