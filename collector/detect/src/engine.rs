@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Version of the snapshot encoding.
-pub const SNAPSHOT_FORMAT: u16 = 1;
+pub const SNAPSHOT_FORMAT: u16 = 2;
 /// Alert updates kept for the next tick at most; past it they are dropped and counted.
 const MAX_PENDING: usize = 100_000;
 /// Active windows after which a consumer's baseline has full confidence.

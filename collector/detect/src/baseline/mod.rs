@@ -50,6 +50,11 @@ const MIN_WALK: f64 = 12.0;
 /// carry only helps a slow walk reach the minimum, so it is capped there: a long walk
 /// already reported (or learned) must not echo into the hours after it.
 const WALK_KEEP: f64 = 0.75;
+/// Weight of the last windows' distinct objects (and their expectation) in the recent
+/// evidence, each window weighing this share of the next: a small partner's read a few times
+/// its usual objects, spread over hours, is within one window's noise but adds up over two or
+/// three, as for the count detectors.
+const OBJECTS_KEEP: f64 = 0.5;
 /// A window whose objects or walk score this high is an outlier: not learned into the
 /// baseline unless its hour of the day is a habit, that is had outliers on at least this
 /// many of the previous seven days (two: one could be chance or an earlier attack).
@@ -143,6 +148,9 @@ pub struct EndpointState {
     walk_max: LogQ,
     /// Walk steps carried from the last windows (see [`WALK_KEEP`]).
     walk_carry: LogQ,
+    /// Distinct objects seen and expected in the last windows (see [`OBJECTS_KEEP`]).
+    objects_seen: LogQ,
+    objects_expected: LogQ,
     /// Mean response bytes of a successful call.
     bytes_per_call: LogQ,
     // The open window.
@@ -162,6 +170,8 @@ impl EndpointState {
             objects: ObjectModel::default(),
             walk_max: LogQ::default(),
             walk_carry: LogQ::default(),
+            objects_seen: LogQ::default(),
+            objects_expected: LogQ::default(),
             bytes_per_call: LogQ::default(),
             calls: 0,
             ok_calls: 0,
@@ -191,11 +201,53 @@ impl EndpointState {
         if self.sketch.is_empty() || self.objects.samples() < OBJECT_MIN_SAMPLES {
             return 0.0;
         }
-        let expected = self
-            .objects
-            .expected(expected_calls)
-            .max(OBJECT_MIN_EXPECTED);
+        let expected = self.objects_expected_floor(expected_calls);
         count_score(self.sketch.estimate(), expected, self.objects.phi())
+    }
+
+    /// Distinct objects expected in a window with `expected_calls` expected calls, floored.
+    fn objects_expected_floor(&self, expected_calls: f64) -> f64 {
+        self.objects
+            .expected(expected_calls)
+            .max(OBJECT_MIN_EXPECTED)
+    }
+
+    /// Distinct objects seen and expected in this window together with the last ones, each
+    /// earlier window weighing [`OBJECTS_KEEP`] of the next.
+    pub fn objects_recent(&self, expected_calls: f64) -> (f64, f64) {
+        (
+            OBJECTS_KEEP * self.objects_seen.get() + self.sketch.estimate(),
+            OBJECTS_KEEP * self.objects_expected.get()
+                + self.objects_expected_floor(expected_calls),
+        )
+    }
+
+    /// z-like score of the recent distinct objects against their expectation: the window
+    /// score of a steady excess over the last windows. 0 while the window has no objects.
+    pub fn objects_recent_score(&self, expected_calls: f64) -> f64 {
+        if self.sketch.is_empty() || self.objects.samples() < OBJECT_MIN_SAMPLES {
+            return 0.0;
+        }
+        let (seen, expected) = self.objects_recent(expected_calls);
+        count_score(seen, expected, self.objects.phi())
+    }
+
+    /// Folds the closing window into the recent objects (nothing while the object model is
+    /// too young to expect anything). A window `learned` as usual carries no excess: the
+    /// baseline took its objects as normal (a nightly sync), so they must not echo as
+    /// evidence into the hours after it.
+    fn close_objects(&mut self, expected_calls: f64, learned: bool) {
+        if self.objects.samples() < OBJECT_MIN_SAMPLES {
+            self.objects_seen = LogQ::default();
+            self.objects_expected = LogQ::default();
+            return;
+        }
+        let (mut seen, expected) = self.objects_recent(expected_calls);
+        if learned {
+            seen = seen.min(expected);
+        }
+        self.objects_seen.set(seen);
+        self.objects_expected.set(expected);
     }
 
     /// z-like score of the window's sequential steps against the longest usual walk: 6 (the
@@ -852,6 +904,7 @@ impl ConsumerState {
                 self.object_habits.note(hour, w.day);
             }
             let learn = objects && (!outlier || habit || !settled);
+            e.close_objects(expected, learn);
             if objects && e.calls > 0 && !e.sketch.is_empty() {
                 // An outlier is learned clipped to twice the expectation: the model keeps
                 // correcting itself (a fully frozen model that started wrong would call every

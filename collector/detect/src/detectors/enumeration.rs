@@ -6,18 +6,23 @@
 //! the seasonal rate, or of the calls made elsewhere this window), never from the window's own
 //! calls there, so an enumeration's extra calls cannot explain away its extra objects; and it
 //! must also be well above the most objects the consumer read in any window lately, which
-//! covers habits the hour-blind prediction cannot foresee (a nightly sync). Peers
-//! (consumers of the same endpoint) set the severity and appear in the evidence.
+//! covers habits the hour-blind prediction cannot foresee (a nightly sync). A window that
+//! shows on its own is also scored with the last windows' objects and expectations, so a
+//! small partner's excess spread over hours adds up. Peers (consumers of the same endpoint)
+//! set the severity and appear in the evidence.
 
 use super::{gates, show, Context, Signal};
 use crate::alert::{Detector, Severity};
-use crate::baseline::{ConsumerState, OBJECT_HABIT_DAYS, OBJECT_MIN_SAMPLES};
+use crate::baseline::{ConsumerState, EndpointState, OBJECT_HABIT_DAYS, OBJECT_MIN_SAMPLES};
 
 /// One endpoint's finding.
 struct Finding {
     endpoint: u32,
     score: f64,
     walk: bool,
+    /// The distinct objects are those of this and the last windows
+    /// ([`EndpointState::objects_recent`]).
+    recent: bool,
     baseline: f64,
     current: f64,
 }
@@ -44,8 +49,13 @@ pub fn score(ctx: &Context<'_>, c: &ConsumerState) -> Option<Signal> {
             show(best.baseline)
         )
     } else {
+        let span = if best.recent {
+            "this and the last windows (each earlier one weighing half)"
+        } else {
+            "one window"
+        };
         format!(
-            "about {} distinct objects on {path} in one window; its baseline expects about {}{}",
+            "about {} distinct objects on {path} in {span}; its baseline expects about {}{}",
             show(best.current),
             show(best.baseline),
             peer_typical
@@ -76,38 +86,61 @@ fn endpoint_finding(ctx: &Context<'_>, c: &ConsumerState, i: usize) -> Option<Fi
     if e.sketch.is_empty() || e.objects.samples() < OBJECT_MIN_SAMPLES {
         return None;
     }
-    let distinct = e.sketch.estimate();
     let expected_calls = c.expected_endpoint_calls(i, ctx.window.slot).max(0.5);
-    let expected = e.objects.expected(expected_calls);
-    let distinct_score = if gates(ctx, Detector::Enumeration, distinct, expected) {
-        e.objects_score(expected_calls)
-    } else {
-        0.0
-    };
+    let objects = objects_finding(ctx, e, expected_calls);
     let walk_score = e.walk_score();
-    let found = if walk_score > distinct_score {
+    let found = if walk_score > objects.score {
         Finding {
             endpoint: e.endpoint,
             score: walk_score,
             walk: true,
+            recent: false,
             baseline: e.walk_max(),
             current: e.walk_steps(),
         }
     } else {
-        Finding {
-            endpoint: e.endpoint,
-            score: distinct_score,
-            walk: false,
-            baseline: expected,
-            current: distinct,
-        }
+        objects
     };
     (found.score > 0.0).then_some(found)
+}
+
+/// The distinct objects of the window alone, or with the last windows' when those tell more;
+/// each must pass the gates.
+fn objects_finding(ctx: &Context<'_>, e: &EndpointState, expected_calls: f64) -> Finding {
+    let distinct = e.sketch.estimate();
+    let expected = e.objects.expected(expected_calls);
+    let mut found = Finding {
+        endpoint: e.endpoint,
+        score: 0.0,
+        walk: false,
+        recent: false,
+        baseline: expected,
+        current: distinct,
+    };
+    if gates(ctx, Detector::Enumeration, distinct, expected) {
+        found.score = e.objects_score(expected_calls);
+    }
+    // The last windows strengthen a window that shows on its own; they cannot make one show,
+    // or a single burst would echo into the quiet hours after it.
+    let sustain = ctx.config.detector(Detector::Enumeration).sustain;
+    if e.objects_score(expected_calls) < sustain {
+        return found;
+    }
+    let (seen, usual) = e.objects_recent(expected_calls);
+    let recent_score = e.objects_recent_score(expected_calls);
+    if recent_score > found.score && gates(ctx, Detector::Enumeration, seen, usual) {
+        found.score = recent_score;
+        found.recent = true;
+        found.baseline = usual;
+        found.current = seen;
+    }
+    found
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::DAY_MS;
     use crate::detectors::testkit::{find, request, Sim};
 
     fn learned() -> Sim {
@@ -145,6 +178,97 @@ mod tests {
             .find(|s| s.detector == Detector::Enumeration)
             .unwrap_or_else(|| panic!("no enumeration in {signals:?}"));
         assert_eq!(s.endpoints[0], 1);
+    }
+
+    /// Observes the usual traffic plus `extra` into the open window without closing it, for
+    /// a look at the scores before the window is learned.
+    fn observe_open(sim: &mut Sim, extra: Vec<crate::Observation<'static>>) {
+        let mut all = sim.normal();
+        all.extend(extra);
+        for obs in &all {
+            sim.c.observe(obs, (obs.time_ms / DAY_MS) as u16, 32);
+        }
+    }
+
+    fn extra_objects(sim: &mut Sim, n: u64, from: u64) -> Vec<crate::Observation<'static>> {
+        (0..n)
+            .map(|i| request(sim.at(), 1, Some(from + i * 13), 200))
+            .collect()
+    }
+
+    #[test]
+    fn a_steady_excess_over_hours_scores_with_the_last_windows() {
+        // A small partner reading about four times its objects for hours: each window alone
+        // is within the noise, and a window that dipped under the ratio gate broke the run.
+        let mut sim = Sim::new(12.0);
+        sim.learn_days(8);
+        sim.skip_to_hour(10);
+        for k in 0..2 {
+            let extra = extra_objects(&mut sim, 20, 9_000_000 + k * 1_000);
+            sim.run(extra);
+        }
+        let extra = extra_objects(&mut sim, 20, 9_100_000);
+        observe_open(&mut sim, extra);
+
+        let w = sim.window();
+        let ctx = Context {
+            window: &w,
+            config: &sim.config,
+            table: &sim.table,
+        };
+        let i = sim
+            .c
+            .endpoints
+            .iter()
+            .position(|e| e.endpoint == 1)
+            .expect("endpoint 1");
+        let expected_calls = sim.c.expected_endpoint_calls(i, w.slot).max(0.5);
+        let alone = sim.c.endpoints[i].objects_score(expected_calls);
+        let s = score(&ctx, &sim.c).expect("enumeration");
+        assert!(s.summary.contains("the last windows"), "{s:?}");
+        assert!(s.score > alone, "{} <= {alone}", s.score);
+    }
+
+    #[test]
+    fn a_single_burst_does_not_echo_into_the_usual_hour_after_it() {
+        let mut sim = learned();
+        let extra = extra_objects(&mut sim, 1_100, 9_000_000);
+        let signals = sim.run(extra);
+        assert!(
+            find(&signals, Detector::Enumeration).is_some(),
+            "{signals:?}"
+        );
+        let after = sim.run(Vec::new());
+        assert!(
+            after.iter().all(|s| s.detector != Detector::Enumeration),
+            "{after:?}"
+        );
+    }
+
+    #[test]
+    fn a_nightly_sync_does_not_echo_into_the_hours_after_it() {
+        // The objects of a sync the baseline had learned as a habit were carried as evidence:
+        // the next hour's few extra objects looked like the tail of a huge enumeration.
+        let mut sim = Sim::new(200.0);
+        for day in 0..10u64 {
+            for _ in 0..24 {
+                let hour = (sim.t % DAY_MS) / 3_600_000;
+                let extra = if hour == 2 {
+                    (0..3_000)
+                        .map(|i| request(sim.t + i * 1_000, 1, Some(day * 1_000_003 + i * 7), 200))
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                let signals = sim.run(extra);
+                if day >= 8 {
+                    assert!(
+                        find(&signals, Detector::Enumeration).is_none(),
+                        "day {day} hour {hour}: {signals:?}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
