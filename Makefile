@@ -84,6 +84,7 @@ fmt: ## Format the code
 
 bench: tools build bench-tools ## Filter vs no-op wasm filter, propagation, collector and detection speed, memory per consumer
 	cargo build -p plumbline-noop-filter --target $(WASM_TARGET) --profile wasm
+	cargo build --release -p plumbline-collector --bin plumbline
 	@scripts/bench.sh
 	@scripts/bench-propagation.sh
 	cargo bench -p plumbline-collector --bench pipeline

@@ -17,6 +17,9 @@ LOAD_SECONDS=${BENCH_SECONDS:-5}
 LATENCY_SECONDS=${BENCH_LATENCY_SECONDS:-3}
 CONNECTIONS=${BENCH_CONNECTIONS:-16}
 ENVOY=${ENVOY:-.venv/bin/envoy}
+# The collector as it runs in production: a release build (a debug one would take the
+# machine's second core away from Envoy and wrk).
+COLLECTOR=${COLLECTOR:-target/release/plumbline}
 TICK=$(getconf CLK_TCK)
 
 work=$(mktemp -d)
@@ -174,7 +177,7 @@ paired() {
 
 collector_port=$(free_port)
 PLUMBLINE_INGEST_TOKEN=bench-token PLUMBLINE_SALT=bench-salt-0123456789 \
-  nice -n 10 target/debug/plumbline serve --listen "127.0.0.1:$collector_port" --data "$work/data" \
+  nice -n 10 "$COLLECTOR" serve --listen "127.0.0.1:$collector_port" --data "$work/data" \
   >"$work/collector.log" 2>&1 &
 pids+=("$!")
 wait_ready "http://127.0.0.1:$collector_port/healthz"
