@@ -532,7 +532,10 @@ mod tests {
 
     #[test]
     fn the_shipped_istio_wasmplugin_config_is_accepted() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../envoy/istio/wasmplugin.yaml");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../envoy/istio/wasmplugin.yaml"
+        );
         let text = std::fs::read_to_string(path).unwrap();
         let docs = yaml_rust2::YamlLoader::load_from_str(&text).unwrap();
         let plugin = docs
