@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const SALT: (&str, &str) = ("PLUMBLINE_SALT", "cli-salt");
+const SALT: (&str, &str) = ("PLUMBLINE_SALT", "cli-salt-for-tests");
 const COMBINED: &str =
     r#"10.0.0.1 - - [17/May/2015:10:05:03 +0000] "GET /users/17 HTTP/1.1" 200 512 "-" "curl/8""#;
 const JSON_LINE: &str =

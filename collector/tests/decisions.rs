@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
 const OPERATOR: &str = "operator-token-for-tests";
-const SALT: &str = "salt-for-tests";
+const SALT: &str = "decisions-salt-for-tests";
 
 /// A consumer id as the API writes it.
 fn consumer(n: u8) -> String {

@@ -285,7 +285,7 @@ fn ingesting_a_log_offline_then_reading_the_inventory_offline_works() {
     std::fs::write(&log, lines.join("\n")).unwrap();
     let data = dir.path().join("d");
     let (data, log) = (data.to_str().unwrap(), log.to_str().unwrap());
-    let salt = [("PLUMBLINE_SALT", "log-salt")];
+    let salt = [("PLUMBLINE_SALT", "log-salt-for-tests")];
 
     let out = plumbline(
         &["ingest", "--format", "combined", "--data", data, log],
@@ -335,6 +335,12 @@ fn ingesting_a_log_offline_then_reading_the_inventory_offline_works() {
     assert_eq!(consumers["consumers"][0]["label"], "10.0.0.1");
     assert_eq!(consumers["consumers"][0]["calls"], 2);
     assert_eq!(consumers["consumers"][0]["endpoints"], 2);
+
+    // An unknown key: the message alone, not an empty table before it.
+    let out = plumbline(&["consumers", "--data", data, "--key", "10.9.9.9"], &salt);
+    assert!(!out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no consumer has the id"));
 }
 
 /// Reads the child's stderr until the "collector listening" line; answers its address.

@@ -6,6 +6,7 @@
 //! token or the hash salt. This module does no host calls.
 
 use crate::identity::{ConsumerHasher, IdentitySource};
+use plumbline_wire::MIN_SALT_BYTES;
 use proxy_wasm::types::LogLevel;
 use serde::Deserialize;
 use serde_json::error::Category;
@@ -18,7 +19,6 @@ pub const MAX_BUFFERED_RECORDS: usize = 1_000_000;
 pub const MIN_SAMPLE_RATE: f64 = 0.0001;
 /// Upper bound on `max_decisions`: the index of that many decisions stays within a VM's memory.
 pub const MAX_DECISIONS: usize = 100_000;
-const MIN_SALT_BYTES: usize = 16;
 
 /// A configuration that cannot be used; the message names the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -12,6 +12,9 @@ use std::str::FromStr;
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConsumerId(pub [u8; 16]);
 
+/// The shortest salt a filter accepts (`hash_salt`), and so the shortest a collector takes.
+pub const MIN_SALT_BYTES: usize = 16;
+
 /// HMAC-SHA256 of `secret` under `salt`, truncated to 128 bits.
 pub fn consumer_id(salt: &[u8], secret: &[u8]) -> ConsumerId {
     let mut out = [0u8; 16];

@@ -16,7 +16,7 @@ mod record;
 
 pub use batch::{Batch, BatchBuilder, DecodeError, Limits};
 pub use decision::{Action, BatchReply, Decision, DecisionSet, Mode, Subject};
-pub use identity::{consumer_id, ConsumerId, ParseConsumerIdError};
+pub use identity::{consumer_id, ConsumerId, ParseConsumerIdError, MIN_SALT_BYTES};
 pub use record::{flags, Addr, Method, Record, StrRef};
 
 /// Version of the encoding; bumped on any incompatible change to these types.

@@ -34,12 +34,14 @@ pub fn consumers(args: &ConsumersArgs, file: &FileConfig) -> Result<ExitCode, Cl
         .map(|k| key_to_id(k, file))
         .transpose()?;
     let mut view: ConsumersView = fetch(&q.source, file, "/v1/consumers", ConsumersView::of)?;
-    let mut code = ExitCode::SUCCESS;
     if let Some(id) = wanted {
         view.consumers.retain(|c| c.id == id);
         if view.consumers.is_empty() {
+            if q.json {
+                print_json(&view);
+            }
             eprintln!("plumbline: no consumer has the id {id} (the key hashed with the salt)");
-            code = ExitCode::FAILURE;
+            return Ok(ExitCode::FAILURE);
         }
     }
     if q.json {
@@ -47,7 +49,7 @@ pub fn consumers(args: &ConsumersArgs, file: &FileConfig) -> Result<ExitCode, Cl
     } else {
         print(&consumers_table(&view));
     }
-    Ok(code)
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `plumbline filters`.

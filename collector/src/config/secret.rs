@@ -1,6 +1,7 @@
 //! Secrets: read from an environment variable or a file, held in a type that never prints
 //! its value, and compared in constant time.
 
+use plumbline_wire::MIN_SALT_BYTES;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -55,6 +56,16 @@ pub enum SecretError {
     Ambiguous {
         what: &'static str,
         var: &'static str,
+    },
+    #[error(
+        "the {what} from {origin} is {got} bytes; it must be at least {min} bytes, as the \
+         filters' hash_salt must be, and the same value as theirs"
+    )]
+    TooShort {
+        what: &'static str,
+        origin: String,
+        got: usize,
+        min: usize,
     },
     #[error("no {what} configured: set {var} or {var}_FILE (or {key} in the config file)")]
     Missing {
@@ -122,15 +133,30 @@ pub fn read(
             var,
         });
     }
-    if let Some(value) = value {
-        return Ok(Some(Secret::new(value)));
-    }
-    let (path, origin) = match (named, config_file) {
-        (Some(path), _) => (path, file_var),
-        (None, Some(path)) => (path.to_path_buf(), which.file_key().to_string()),
-        (None, None) => return Ok(None),
+    let (secret, origin) = match (value, named, config_file) {
+        (Some(value), _, _) => (Secret::new(value), var.to_string()),
+        (None, Some(path), _) => {
+            let origin = format!("{file_var} ({})", path.display());
+            (from_file(which, &path, file_var)?, origin)
+        }
+        (None, None, Some(path)) => {
+            let origin = format!("{} ({})", which.file_key(), path.display());
+            (
+                from_file(which, path, which.file_key().to_string())?,
+                origin,
+            )
+        }
+        (None, None, None) => return Ok(None),
     };
-    from_file(which, &path, origin).map(Some)
+    if which == SecretSource::Salt && secret.expose().len() < MIN_SALT_BYTES {
+        return Err(SecretError::TooShort {
+            what: which.what(),
+            origin,
+            got: secret.expose().len(),
+            min: MIN_SALT_BYTES,
+        });
+    }
+    Ok(Some(secret))
 }
 
 fn from_file(which: SecretSource, path: &Path, origin: String) -> Result<Secret, SecretError> {
@@ -179,18 +205,34 @@ mod tests {
     fn the_variable_wins_over_the_config_file_and_a_file_drops_its_newline() {
         let dir = TempDir::new("secret");
         let file = dir.path().join("token");
-        std::fs::write(&file, "from-file\n").unwrap();
+        std::fs::write(&file, "salt-from-the-file\n").unwrap();
         let path = file.to_string_lossy().to_string();
-        let var_only = |name: &str| (name == "PLUMBLINE_SALT").then(|| "from-var".to_string());
+        let var_only =
+            |name: &str| (name == "PLUMBLINE_SALT").then(|| "salt-from-the-var".to_string());
         let secret = read(SecretSource::Salt, &var_only, Some(&file))
             .unwrap()
             .unwrap();
-        assert_eq!(secret.expose(), b"from-var");
+        assert_eq!(secret.expose(), b"salt-from-the-var");
         let file_only = |name: &str| (name == "PLUMBLINE_SALT_FILE").then(|| path.clone());
         let secret = read(SecretSource::Salt, &file_only, None).unwrap().unwrap();
-        assert_eq!(secret.expose(), b"from-file");
+        assert_eq!(secret.expose(), b"salt-from-the-file");
         let config_only = read(SecretSource::Salt, &|_| None, Some(&file)).unwrap();
-        assert_eq!(config_only.unwrap().expose(), b"from-file");
+        assert_eq!(config_only.unwrap().expose(), b"salt-from-the-file");
+    }
+
+    #[test]
+    fn a_salt_shorter_than_the_filters_accept_is_refused_naming_where_it_came_from() {
+        // Before, a collector took `short` and no filter's consumer id could ever match it.
+        let short = |name: &str| (name == "PLUMBLINE_SALT").then(|| "short".to_string());
+        let err = read(SecretSource::Salt, &short, None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("PLUMBLINE_SALT") && err.contains("5 bytes") && err.contains("16"),
+            "{err}"
+        );
+        let token = |name: &str| (name == "PLUMBLINE_INGEST_TOKEN").then(|| "tok".to_string());
+        assert!(read(SecretSource::IngestToken, &token, None).is_ok());
     }
 
     #[test]

@@ -19,6 +19,8 @@ pub enum ParseError {
     Rate(String),
     #[error("rate {0:?} is zero; to refuse every request, block instead")]
     ZeroRate(String),
+    #[error("rate {0:?} is more than the largest a filter counts, {MAX_RATE_PER_HOUR}/h")]
+    RateTooHigh(String),
     #[error("address {0:?} is not an IP address or a CIDR prefix like 203.0.113.7 or 10.0.0.0/8")]
     Address(String),
     #[error("prefix {text:?} is longer than an address of its kind (at most /{max})")]
@@ -80,24 +82,34 @@ pub fn format_ttl(ms: u64) -> String {
     out
 }
 
-/// A rate like `10/s`, `30/m` or `100/h`, in whole requests an hour (as filters count it).
+/// The largest rate a throttle holds, in requests an hour (about 1.19 million a second).
+pub const MAX_RATE_PER_HOUR: u32 = u32::MAX;
+
+/// A rate like `10/s`, `30/m` or `100/h` (a bare number is per second), in whole requests an
+/// hour (as filters count it).
 pub fn rate_per_hour(text: &str) -> Result<u32, ParseError> {
     let bad = || ParseError::Rate(text.to_string());
-    let (count, unit) = text.trim().split_once('/').ok_or_else(bad)?;
-    let count: u64 = count.trim().parse().map_err(|_| bad())?;
+    let trimmed = text.trim();
+    let (count, unit) = trimmed.split_once('/').unwrap_or((trimmed, "s"));
+    let count = count.trim();
+    if count.is_empty() || !count.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
     let per_hour = match unit.trim() {
         "s" | "sec" | "second" => 3_600,
         "m" | "min" | "minute" => 60,
         "h" | "hour" => 1,
         _ => return Err(bad()),
     };
+    let too_high = || ParseError::RateTooHigh(text.to_string());
+    let count: u64 = count.parse().map_err(|_| too_high())?;
     if count == 0 {
         return Err(ParseError::ZeroRate(text.to_string()));
     }
     count
         .checked_mul(per_hour)
         .and_then(|n| u32::try_from(n).ok())
-        .ok_or_else(bad)
+        .ok_or_else(too_high)
 }
 
 /// A rate as operators write it, in the largest unit that keeps it whole: `10/s`, `30/m`,
@@ -247,6 +259,11 @@ mod tests {
         assert_eq!(rate_per_hour("30/m"), Ok(1_800));
         assert_eq!(rate_per_hour("90/h"), Ok(90));
         assert_eq!(rate_per_hour(" 5 / sec "), Ok(18_000));
+        assert_eq!(
+            rate_per_hour("7"),
+            Ok(25_200),
+            "a bare number is per second"
+        );
     }
 
     #[test]
@@ -265,9 +282,15 @@ mod tests {
         let err = rate_per_hour("0/s").unwrap_err();
         assert_eq!(err, ParseError::ZeroRate("0/s".into()));
         assert!(err.to_string().contains("block instead"), "{err}");
-        for text in ["10", "10/d", "ten/s", "/s", "99999999999/s", "1200000/s"] {
+        for text in ["10/d", "ten/s", "/s", "", "-3/s", "1.5/s"] {
             assert_eq!(rate_per_hour(text), Err(ParseError::Rate(text.into())));
         }
+        for text in ["99999999999/s", "1200000/s", "99999999999999999999999/h"] {
+            let err = rate_per_hour(text).unwrap_err();
+            assert_eq!(err, ParseError::RateTooHigh(text.into()));
+            assert!(err.to_string().contains("4294967295/h"), "{err}");
+        }
+        assert_eq!(rate_per_hour("4294967295/h"), Ok(u32::MAX));
     }
 
     #[test]
