@@ -260,6 +260,20 @@ fn a_missing_config_file_says_its_cause_once() {
 }
 
 #[test]
+fn a_server_address_that_is_not_an_http_url_is_called_that() {
+    // Before: "cannot reach a collector at not a url/v1/inventory: http: invalid uri character".
+    for bad in ["not a url", "ftp://127.0.0.1:9", "127.0.0.1:9"] {
+        let out = plumbline(&["inventory", "--server", bad], &[]);
+        assert!(!out.status.success());
+        let message = stderr(&out);
+        assert!(
+            message.contains("is not an http:// URL like http://127.0.0.1:7070"),
+            "{bad}: {message}"
+        );
+    }
+}
+
+#[test]
 fn every_command_refuses_a_config_file_with_a_bad_value_and_names_it() {
     // Before, only `serve` checked [detect]: `inventory --data` read a data directory with a
     // config whose window was "banana".
@@ -275,6 +289,10 @@ fn every_command_refuses_a_config_file_with_a_bad_value_and_names_it() {
         let message = stderr(&out);
         assert!(
             message.contains("detect.window") && message.contains("banana"),
+            "{command}: {message}"
+        );
+        assert!(
+            message.starts_with(&format!("plumbline: config file {config}: ")),
             "{command}: {message}"
         );
     }

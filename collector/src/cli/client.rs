@@ -39,8 +39,13 @@ pub enum ClientError {
         status: u16,
         message: String,
     },
-    #[error("collector at {url} sent a reply that cannot be read: {message}")]
+    #[error(
+        "{url} sent a reply that cannot be read: {message} (is it a Plumbline collector, \
+         and the same version as this CLI?)"
+    )]
     BadReply { url: String, message: String },
+    #[error("collector address {base:?} is not an http:// URL like http://127.0.0.1:7070")]
+    NotHttp { base: String },
 }
 
 /// A collector at a base URL, with the bearer token to present.
@@ -182,6 +187,15 @@ fn server_message(body: &[u8]) -> String {
 
 impl Client {
     fn unreachable(&self, url: &str, err: impl std::fmt::Display) -> ClientError {
+        let scheme = self
+            .base
+            .split_once("://")
+            .map(|(s, _)| s.to_ascii_lowercase());
+        if !matches!(scheme.as_deref(), Some("http" | "https")) || self.base.contains(' ') {
+            return ClientError::NotHttp {
+                base: self.base.clone(),
+            };
+        }
         ClientError::Unreachable {
             url: url.to_string(),
             message: err.to_string(),

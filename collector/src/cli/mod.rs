@@ -343,7 +343,13 @@ pub enum CliError {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
     let file = crate::config::FileConfig::load(cli.config.as_deref())?;
-    file.check()?;
+    file.check().map_err(|source| match &cli.config {
+        Some(path) => crate::config::ConfigError::InFile {
+            path: path.clone(),
+            source: Box::new(source),
+        },
+        None => source,
+    })?;
     match cli.command {
         Command::Serve(args) => serve::run(args, &file),
         Command::Inventory(args) => query::inventory(&args, &file),

@@ -34,6 +34,12 @@ pub enum ConfigError {
     /// `message` holds the line and column, and the key when the value was of the wrong type.
     #[error("config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
+    /// A value of the file that parsed but cannot be used.
+    #[error("config file {path}: {source}")]
+    InFile {
+        path: PathBuf,
+        source: Box<ConfigError>,
+    },
     #[error("config value {key} = {value} is too small: it must be at least {min}")]
     Range {
         key: &'static str,

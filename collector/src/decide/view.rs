@@ -62,12 +62,39 @@ pub enum SubjectView {
 }
 
 /// Who a request names: a consumer id, a raw key (hashed on the way in), an address or prefix.
+/// In JSON, an object with exactly one of `consumer`, `key` or `address`.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[serde(rename_all = "snake_case", try_from = "SubjectFields")]
 pub enum SubjectInput {
     Consumer(String),
     Key(String),
     Address(String),
+}
+
+/// A subject as sent, before it is known to name exactly one thing.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubjectFields {
+    consumer: Option<String>,
+    key: Option<String>,
+    address: Option<String>,
+}
+
+impl TryFrom<SubjectFields> for SubjectInput {
+    type Error = String;
+
+    fn try_from(f: SubjectFields) -> Result<Self, String> {
+        match (f.consumer, f.key, f.address) {
+            (Some(id), None, None) => Ok(SubjectInput::Consumer(id)),
+            (None, Some(key), None) => Ok(SubjectInput::Key(key)),
+            (None, None, Some(address)) => Ok(SubjectInput::Address(address)),
+            _ => Err(
+                "a subject names exactly one of consumer, key or address, like \
+                      {\"consumer\": \"<32 hex digits>\"}"
+                    .to_string(),
+            ),
+        }
+    }
 }
 
 impl fmt::Debug for SubjectInput {
@@ -321,6 +348,30 @@ mod tests {
         let r =
             request(r#"{"subject":{"consumer":"ab"},"action":"block","ttl":"1h","reason":"x"}"#);
         assert_eq!(r.to_action(), Ok(Action::Block { status: 403 }));
+    }
+
+    #[test]
+    fn a_subject_must_name_exactly_one_thing_and_says_so() {
+        for subject in [r#"{}"#, r#"{"consumer":"ab","address":"10.0.0.1"}"#] {
+            let body =
+                format!(r#"{{"subject":{subject},"action":"block","ttl":"1h","reason":"x"}}"#);
+            let err = serde_json::from_str::<DecisionRequest>(&body)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("exactly one of consumer, key or address"),
+                "{err}"
+            );
+        }
+        let unknown = r#"{"subject":{"user":"ab"},"action":"block","ttl":"1h","reason":"x"}"#;
+        let err = serde_json::from_str::<DecisionRequest>(unknown)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `user`"), "{err}");
+        let one = request(r#"{"subject":{"key":"k"},"action":"block","ttl":"1h","reason":"x"}"#);
+        assert_eq!(one.subject, SubjectInput::Key("k".into()));
+        let shown = serde_json::to_string(&one.subject).unwrap();
+        assert_eq!(shown, r#"{"key":"k"}"#);
     }
 
     #[test]
