@@ -110,9 +110,9 @@ impl FileConfig {
             path: path.to_path_buf(),
             source,
         })?;
-        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        parse(&text).map_err(|message| ConfigError::Parse {
             path: path.to_path_buf(),
-            message: parse_message(&text, &e),
+            message,
         })
     }
 
@@ -211,6 +211,19 @@ fn at_least(
 
 /// A TOML error on one line: where it is (`line L, column C`), the key whose value has the
 /// wrong type when there is one, and what was wrong in words rather than Rust types.
+/// The config in `text`, or what is wrong with it on one line.
+fn parse(text: &str) -> Result<FileConfig, String> {
+    serde_path_to_error::deserialize(toml::Deserializer::new(text)).map_err(|e| {
+        let at = e.path().to_string();
+        let inner = e.into_inner();
+        // A missing key has no place in the text: say which table lacks it.
+        if inner.message().contains("missing field") && at != "." {
+            return format!("in {at}: {}", inner.message().trim());
+        }
+        parse_message(text, &inner)
+    })
+}
+
 fn parse_message(text: &str, err: &toml::de::Error) -> String {
     let what = err
         .message()
@@ -351,8 +364,7 @@ mod tests {
 
     /// The message `FileConfig::load` gives for `text`.
     fn parse_error(text: &str) -> String {
-        let err = toml::from_str::<FileConfig>(text).unwrap_err();
-        parse_message(text, &err)
+        parse(text).err().unwrap()
     }
 
     #[test]
@@ -402,6 +414,19 @@ mod tests {
         assert!(
             unknown.starts_with("line 2, column 1: unknown field `listn`"),
             "{unknown}"
+        );
+    }
+
+    #[test]
+    fn a_missing_key_names_the_table_that_lacks_it() {
+        // Before: "line 1, column 1: missing field `min_severity`".
+        let err = parse_error(
+            "[[policy.rule]]\ndetector = \"any\"\nmin_severity = \"low\"\naction = \"block\"\n\
+             ttl = \"1h\"\n[[policy.rule]]\ndetector = \"any\"\n",
+        );
+        assert!(
+            err.starts_with("in policy.rule[1]: missing field `min_severity`"),
+            "{err}"
         );
     }
 
