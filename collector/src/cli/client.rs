@@ -44,7 +44,10 @@ pub enum ClientError {
          and the same version as this CLI?)"
     )]
     BadReply { url: String, message: String },
-    #[error("collector address {base:?} is not an http:// URL like http://127.0.0.1:7070")]
+    #[error(
+        "collector address {base:?} is not an http:// URL like http://127.0.0.1:7070 (the CLI \
+         speaks plain HTTP; put a TLS proxy in front of it if needed)"
+    )]
     NotHttp { base: String },
 }
 
@@ -191,7 +194,7 @@ impl Client {
             .base
             .split_once("://")
             .map(|(s, _)| s.to_ascii_lowercase());
-        if !matches!(scheme.as_deref(), Some("http" | "https")) || self.base.contains(' ') {
+        if scheme.as_deref() != Some("http") || self.base.contains(' ') {
             return ClientError::NotHttp {
                 base: self.base.clone(),
             };

@@ -243,9 +243,9 @@ fn judge(report: &FileReport, options: Options<'_>) -> bool {
     }
     if report.mostly_bad() {
         eprintln!(
-            "plumbline: warning: {path}: {} of {} lines are bad, more than were read; is \
-             --format {format} right?{suggestion}",
-            report.bad, report.lines
+            "plumbline: warning: {path}: {} of {} lines are bad, more than read as records \
+             ({}); is --format {format} right?{suggestion}",
+            report.bad, report.lines, report.records
         );
     }
     true

@@ -99,7 +99,8 @@ fn main() -> anyhow::Result<()> {
     }
     let (operations, consumers, plan) = build(&args)?;
     println!(
-        "demo-traffic: {} operations selected, {} consumers, {} requests to {} with {} workers",
+        "demo-traffic: {} operations selected, {} consumers, {} normal requests (abusers' come on \
+         top) to {} with {} workers",
         operations.len(),
         consumers.len(),
         plan.len(),
