@@ -214,3 +214,12 @@ awk -v r="$(paired load 3 /)" -v c="$(paired load 4 -)" -v l="$(paired p99 3 -)"
 shipped=$(curl -fsS "http://127.0.0.1:${ADMIN[plumbline]}/stats?filter=records_shipped" |
   awk -F': ' '{ print $2 }')
 echo "  records the filter shipped to the collector during the run: $shipped"
+# The filter's memory gauges: the sum of its VMs' wasm linear memory, and how many VMs.
+gauge() {
+  curl -fsS "http://127.0.0.1:${ADMIN[plumbline]}/stats?filter=plumbline.$1\$" |
+    awk -F': ' '{ print $2 + 0 }'
+}
+awk -v bytes="$(gauge vm_memory_bytes)" -v vms="$(gauge vms)" 'BEGIN {
+    printf "  filter memory per VM (wasm linear memory, %d VMs): %.2f MiB   goal <= 4 MiB\n",
+      vms, (vms > 0 ? bytes / vms : 0) / 1048576
+  }'

@@ -89,6 +89,18 @@ pub fn property(path: &[&str]) -> Option<Vec<u8>> {
     }
 }
 
+/// The size of this VM's wasm linear memory in bytes (0 outside wasm, as in native tests).
+pub fn linear_memory_bytes() -> u64 {
+    #[cfg(target_arch = "wasm32")]
+    {
+        (core::arch::wasm32::memory_size(0) as u64) * 65_536
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        0
+    }
+}
+
 /// Current Unix time in nanoseconds according to Envoy; 0 if the host cannot tell.
 pub fn now_ns() -> u64 {
     let since_epoch = hostcalls::get_current_time()

@@ -3,6 +3,12 @@
 //!
 //! Counts are tallied in plain memory and handed to Envoy from the root context (on each tick
 //! and after each collector answer), so the request path makes no metric host call.
+//!
+//! Two gauges show the filter's memory: `plumbline.vm_memory_bytes` is the sum of every
+//! Plumbline VM's wasm linear memory (its heap, which a wasm VM never gives back, so this is
+//! each VM's high-water mark) and `plumbline.vms` the number of VMs (one per worker and one on
+//! Envoy's main thread); their quotient is the memory per VM. Each VM adds its own change on
+//! its tick and takes its share back when it stops.
 
 use log::debug;
 use proxy_wasm::hostcalls;
@@ -18,6 +24,8 @@ pub const REQUESTS_WOULD_BLOCK: &str = "plumbline.requests_would_block";
 pub const REQUESTS_THROTTLED: &str = "plumbline.requests_throttled";
 pub const DECISION_SETS_APPLIED: &str = "plumbline.decision_sets_applied";
 pub const DECISIONS_IGNORED: &str = "plumbline.decisions_ignored";
+pub const VM_MEMORY_BYTES: &str = "plumbline.vm_memory_bytes";
+pub const VMS: &str = "plumbline.vms";
 
 /// Counts not yet handed to Envoy.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -58,10 +66,14 @@ impl Tally {
     }
 }
 
-/// Envoy's ids for the counters, defined once per VM.
+/// Envoy's ids for the counters and gauges, defined once per VM.
 #[derive(Debug)]
 pub struct Metrics {
     ids: Vec<(&'static str, u32)>,
+    memory: Option<u32>,
+    vms: Option<u32>,
+    /// This VM's memory as last added to the memory gauge.
+    memory_reported: u64,
 }
 
 impl Metrics {
@@ -80,7 +92,41 @@ impl Metrics {
                 },
             )
             .collect();
-        Metrics { ids }
+        let gauge = |name| match hostcalls::define_metric(MetricType::Gauge, name) {
+            Ok(id) => Some(id),
+            Err(status) => {
+                debug!("defining gauge {name} failed: {status:?}");
+                None
+            }
+        };
+        let metrics = Metrics {
+            ids,
+            memory: gauge(VM_MEMORY_BYTES),
+            vms: gauge(VMS),
+            memory_reported: 0,
+        };
+        add(metrics.vms, VMS, 1);
+        metrics
+    }
+
+    /// Adds the change in this VM's memory (`now_bytes`) since the last report to the gauge.
+    pub fn report_memory(&mut self, now_bytes: u64) {
+        let change = memory_change(self.memory_reported, now_bytes);
+        if change != 0 {
+            add(self.memory, VM_MEMORY_BYTES, change);
+            self.memory_reported = now_bytes;
+        }
+    }
+
+    /// Takes this VM's share out of the gauges: the VM is stopping.
+    pub fn withdraw(&mut self) {
+        add(
+            self.memory,
+            VM_MEMORY_BYTES,
+            memory_change(self.memory_reported, 0),
+        );
+        self.memory_reported = 0;
+        add(self.vms, VMS, -1);
     }
 
     /// Adds the tally to Envoy's counters and resets it.
@@ -99,6 +145,22 @@ impl Metrics {
                     debug!("incrementing counter {name} failed: {status:?}");
                 }
             }
+        }
+    }
+}
+
+/// The signed change from `before` to `after` bytes, clamped to what a gauge offset holds.
+fn memory_change(before: u64, after: u64) -> i64 {
+    let up = i64::try_from(after.saturating_sub(before)).unwrap_or(i64::MAX);
+    let down = i64::try_from(before.saturating_sub(after)).unwrap_or(i64::MAX);
+    up - down
+}
+
+/// Adds `offset` to a gauge (Envoy subtracts a negative offset).
+fn add(id: Option<u32>, name: &str, offset: i64) {
+    if let Some(id) = id {
+        if let Err(status) = hostcalls::increment_metric(id, offset) {
+            debug!("changing gauge {name} by {offset} failed: {status:?}");
         }
     }
 }
@@ -122,5 +184,12 @@ mod tests {
         assert_eq!(drained[5], ("plumbline.requests_blocked", 2));
         assert_eq!(drained[9], ("plumbline.decisions_ignored", 4));
         assert_eq!(tally, Tally::default());
+    }
+
+    #[test]
+    fn memory_changes_are_signed_differences() {
+        assert_eq!(memory_change(0, 1 << 20), 1 << 20);
+        assert_eq!(memory_change(3 << 20, 1 << 20), -(2 << 20));
+        assert_eq!(memory_change(5, 5), 0);
     }
 }

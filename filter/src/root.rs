@@ -75,10 +75,11 @@ impl PlumblineRoot {
         });
     }
 
-    fn publish_metrics(&self) {
-        let (Some(metrics), Some(shared)) = (&self.metrics, &self.shared) else {
+    fn publish_metrics(&mut self) {
+        let (Some(metrics), Some(shared)) = (&mut self.metrics, &self.shared) else {
             return;
         };
+        metrics.report_memory(host::linear_memory_bytes());
         if let Ok(mut pipeline) = shared.pipeline.try_borrow_mut() {
             metrics.publish(&mut pipeline.tally);
         }
@@ -109,6 +110,8 @@ impl Context for PlumblineRoot {
             None
         };
         let outcome = classify(status.as_deref(), body.as_deref());
+        // The decoded reply is all that is needed: a large set's bytes go before it is indexed.
+        drop(body);
         if let Some(shared) = &self.shared {
             let mut transport = HttpTransport {
                 settings: &shared.settings,
@@ -127,6 +130,13 @@ impl Context for PlumblineRoot {
             }
         }
         self.publish_metrics();
+    }
+
+    fn on_done(&mut self) -> bool {
+        if let Some(metrics) = &mut self.metrics {
+            metrics.withdraw();
+        }
+        true
     }
 }
 

@@ -169,6 +169,12 @@ impl DecisionSync {
 
     fn adopt(&mut self, stamp: Stamp, set: DecisionSet, now_ms: u64, tally: &mut Tally) {
         let mode = set.mode;
+        // The old index goes before the new one is built, so a VM never holds two large sets
+        // at once (its memory never shrinks back). No request runs in between: a VM runs one
+        // callback at a time.
+        if let Ok(mut held) = self.held.try_borrow_mut() {
+            held.index = DecisionIndex::default();
+        }
         let built = DecisionIndex::build(set.decisions, now_ms, self.max_decisions);
         tally.decision_sets_applied += 1;
         tally.decisions_ignored += built.ignored;

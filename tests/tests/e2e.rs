@@ -621,6 +621,19 @@ fn two_envoy_workers_both_report_and_totals_are_exact_under_many_connections() {
         consumers.iter().all(|c| c.calls == PER_THREAD),
         "{consumers:#?}"
     );
+
+    // Every VM (two workers and Envoy's main thread, at least) adds its memory to the gauges.
+    let vms = stack.envoy.counter("plumbline.vms").expect("stats");
+    let memory = stack
+        .envoy
+        .counter("plumbline.vm_memory_bytes")
+        .expect("stats");
+    assert!(vms >= 3, "{}", stack.envoy.plumbline_stats());
+    assert!(
+        memory >= vms * 65_536,
+        "each VM has at least a page: {}",
+        stack.envoy.plumbline_stats()
+    );
 }
 
 /// Must show 7: inventory and consumers are stored, so a collector restart keeps them.

@@ -95,6 +95,11 @@ fn main() -> anyhow::Result<()> {
         .envoy
         .counter("plumbline.decisions_ignored")
         .unwrap_or(0);
+    let memory = stack
+        .envoy
+        .counter("plumbline.vm_memory_bytes")
+        .unwrap_or(0);
+    let vms = stack.envoy.counter("plumbline.vms").unwrap_or(0);
     let failures = stack.envoy.vm_failures();
     println!(
         "  summary, median (min-max) over {} rounds; block times from the POST, unblock times \
@@ -125,6 +130,14 @@ fn main() -> anyhow::Result<()> {
         failures.len(),
         started.elapsed().as_secs()
     );
+    if vms > 0 {
+        println!(
+            "  filter memory per VM after holding {} decisions (wasm linear memory, its \
+             high-water mark; {vms} VMs): {:.2} MiB   goal <= 4 MiB",
+            made + 1,
+            memory as f64 / vms as f64 / 1_048_576.0
+        );
+    }
     if !failures.is_empty() {
         bail!("Envoy's log shows VM failures:\n{}", failures.join("\n"));
     }
