@@ -30,6 +30,13 @@ impl RecordBuffer {
             self.records.pop_front();
             dropped += 1;
         }
+        // Grow by doubling, but never past the cap: a full buffer of 10,000 records holds room
+        // for 10,000, not for the next power of two (16,384), and a VM's memory never shrinks.
+        let len = self.records.len();
+        if len == self.records.capacity() {
+            let room = len.saturating_mul(2).clamp(16, self.capacity.max(16));
+            self.records.reserve_exact(room.saturating_sub(len).max(1));
+        }
         self.records.push_back(record);
         self.dropped_since_batch += dropped;
         dropped
@@ -54,6 +61,12 @@ impl RecordBuffer {
 
     pub fn len(&self) -> usize {
         self.records.len()
+    }
+
+    /// Records the buffer has room for without growing.
+    #[cfg(test)]
+    fn room(&self) -> usize {
+        self.records.capacity()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -115,6 +128,17 @@ mod tests {
         assert_eq!(b.take(1).1, 1);
         b.push(record(3));
         assert_eq!(b.take(1).1, 0);
+    }
+
+    #[test]
+    fn a_full_buffer_has_room_for_its_cap_and_no_more() {
+        let mut b = RecordBuffer::new(1000);
+        let one = record(1);
+        for _ in 0..1500 {
+            b.push(one.clone());
+        }
+        assert_eq!(b.len(), 1000);
+        assert_eq!(b.room(), 1000, "not the next power of two");
     }
 
     #[test]

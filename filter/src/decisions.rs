@@ -51,23 +51,27 @@ pub struct Built {
 
 impl DecisionIndex {
     /// Indexes the decisions still live at `now_ms`, keeping at most `max` of them.
-    pub fn build(decisions: Vec<Decision>, now_ms: u64, max: usize) -> Built {
-        let total = decisions.len();
-        let mut live: Vec<(Key, Decision)> = Vec::with_capacity(total.min(max));
-        let (mut ignored, mut expired) = (0u64, 0u64);
-        for decision in decisions {
+    ///
+    /// The index keeps the given vector, filtered and sorted in place: a set of 10,000
+    /// decisions is never copied while it is indexed, so a VM's memory (which never shrinks)
+    /// stays near one copy of the set and its maps.
+    pub fn build(mut decisions: Vec<Decision>, now_ms: u64, max: usize) -> Built {
+        let (mut ignored, mut expired, mut kept) = (0u64, 0u64, 0usize);
+        decisions.retain(|decision| {
             if decision.expires_at_ms <= now_ms {
                 expired += 1;
-            } else if live.len() >= max {
+                false
+            } else if kept >= max || key_of(&decision.subject).is_none() {
                 ignored += 1;
-            } else if let Some(key) = key_of(&decision.subject) {
-                live.push((key, decision));
+                false
             } else {
-                ignored += 1;
+                kept += 1;
+                true
             }
-        }
-        live.sort_by_key(|(key, _)| *key);
-        let index = Self::group(live);
+        });
+        // Stable: decisions of one subject keep the order they came in.
+        decisions.sort_by_key(|d| key_of(&d.subject));
+        let index = Self::group(decisions);
         Built {
             index,
             ignored,
@@ -75,21 +79,27 @@ impl DecisionIndex {
         }
     }
 
-    /// Builds the maps from decisions sorted by key.
-    fn group(live: Vec<(Key, Decision)>) -> DecisionIndex {
+    /// Builds the maps over decisions sorted by key, each of which has one.
+    fn group(decisions: Vec<Decision>) -> DecisionIndex {
+        let consumers = decisions
+            .iter()
+            .filter(|d| matches!(d.subject, Subject::Consumer(_)))
+            .count();
         let mut index = DecisionIndex {
-            next_expiry_ms: live
+            next_expiry_ms: decisions
                 .iter()
-                .map(|(_, d)| d.expires_at_ms)
+                .map(|d| d.expires_at_ms)
                 .min()
                 .unwrap_or(u64::MAX),
-            decisions: Vec::with_capacity(live.len()),
+            consumers: HashMap::with_capacity(consumers),
             ..DecisionIndex::default()
         };
         let mut run: Option<(Key, Span)> = None;
-        for (key, decision) in live {
-            let at = u32::try_from(index.decisions.len()).unwrap_or(u32::MAX);
-            index.decisions.push(decision);
+        for (at, decision) in decisions.iter().enumerate() {
+            let Some(key) = key_of(&decision.subject) else {
+                continue;
+            };
+            let at = u32::try_from(at).unwrap_or(u32::MAX);
             run = match run {
                 Some((k, span)) if k == key => Some((
                     k,
@@ -108,6 +118,7 @@ impl DecisionIndex {
         if let Some((k, span)) = run {
             index.insert(k, span);
         }
+        index.decisions = decisions;
         index.v4.sort_by_key(|(bits, _)| Reverse(*bits));
         index.v6.sort_by_key(|(bits, _)| Reverse(*bits));
         index

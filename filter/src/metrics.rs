@@ -6,9 +6,10 @@
 //!
 //! Two gauges show the filter's memory: `plumbline.vm_memory_bytes` is the sum of every
 //! Plumbline VM's wasm linear memory (its heap, which a wasm VM never gives back, so this is
-//! each VM's high-water mark) and `plumbline.vms` the number of VMs (one per worker and one on
-//! Envoy's main thread); their quotient is the memory per VM. Each VM adds its own change on
-//! its tick and takes its share back when it stops.
+//! each VM's high-water mark) and `plumbline.vms` the number of VMs that run (one per worker and
+//! one on Envoy's main thread; a VM that Envoy only configures and never runs is not counted);
+//! their quotient is the memory per VM. Each VM adds its own change on its tick and takes its
+//! share back when it stops.
 
 use log::debug;
 use proxy_wasm::hostcalls;
@@ -99,34 +100,36 @@ impl Metrics {
                 None
             }
         };
-        let metrics = Metrics {
+        Metrics {
             ids,
             memory: gauge(VM_MEMORY_BYTES),
             vms: gauge(VMS),
             memory_reported: 0,
-        };
-        add(metrics.vms, VMS, 1);
-        metrics
+        }
     }
 
-    /// Adds the change in this VM's memory (`now_bytes`) since the last report to the gauge.
+    /// Adds the change in this VM's memory (`now_bytes`) since the last report to the gauge;
+    /// the first report also counts the VM.
     pub fn report_memory(&mut self, now_bytes: u64) {
         let change = memory_change(self.memory_reported, now_bytes);
-        if change != 0 {
-            add(self.memory, VM_MEMORY_BYTES, change);
-            self.memory_reported = now_bytes;
+        if change == 0 {
+            return;
         }
+        if self.memory_reported == 0 {
+            add(self.vms, VMS, 1);
+        }
+        add(self.memory, VM_MEMORY_BYTES, change);
+        self.memory_reported = now_bytes;
     }
 
     /// Takes this VM's share out of the gauges: the VM is stopping.
     pub fn withdraw(&mut self) {
-        add(
-            self.memory,
-            VM_MEMORY_BYTES,
-            memory_change(self.memory_reported, 0),
-        );
-        self.memory_reported = 0;
-        add(self.vms, VMS, -1);
+        if self.memory_reported > 0 {
+            let change = memory_change(self.memory_reported, 0);
+            add(self.memory, VM_MEMORY_BYTES, change);
+            add(self.vms, VMS, -1);
+            self.memory_reported = 0;
+        }
     }
 
     /// Adds the tally to Envoy's counters and resets it.
