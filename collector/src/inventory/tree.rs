@@ -431,7 +431,7 @@ fn evaluate_subtree(node: &mut Node, pos: Pos<'_>, w: &mut Walk<'_>) {
 /// Moves the literal and typed children of `from` (whose child position is `depth`) into
 /// `into`, the parameter node.
 fn fold_into(into: &mut Node, from: &mut Node, depth: usize, table: &mut EndpointTable) {
-    for (key, mut child) in from.literals.drain() {
+    for (key, mut child) in by_key(from.literals.drain()) {
         shift_instances(&mut child.node, value_hash(depth, &key));
         merge_node(into, child.node, depth + 1, table);
     }
@@ -458,7 +458,7 @@ fn merge_node(dst: &mut Node, src: Node, depth: usize, table: &mut EndpointTable
             None => dst.param = Some(param),
         }
     }
-    for (key, child) in src.literals {
+    for (key, child) in by_key(src.literals) {
         match dst.literals.get_mut(&key) {
             Some(mine) => merge_child(mine, child, depth, table),
             None => {
@@ -478,6 +478,16 @@ fn merge_child(dst: &mut Child, src: Child, depth: usize, table: &mut EndpointTa
     dst.shared |= src.shared || differ;
     dst.instance = dst.instance.or(src.instance);
     merge_node(&mut dst.node, src.node, depth + 1, table);
+}
+
+/// Literal children in the order of their values. The maps are seeded at random (their keys
+/// come from traffic), so their own order differs between runs; merging in value order keeps
+/// which endpoint survives a merge, and so everything downstream of it, the same for the same
+/// traffic: a replayed log gives the same inventory ids and the same alerts.
+fn by_key(children: impl IntoIterator<Item = (Box<str>, Child)>) -> Vec<(Box<str>, Child)> {
+    let mut sorted: Vec<_> = children.into_iter().collect();
+    sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    sorted
 }
 
 /// Adds a newly parameterised value to the instance of every literal below it.
