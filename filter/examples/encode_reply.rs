@@ -113,7 +113,7 @@ fn throttle(salt: &str, spec: &str) -> Result<(Subject, Action), Box<dyn Error>>
     let per_hour: u32 = parts.next().ok_or("throttle needs a rate")?.parse()?;
     let burst = match parts.next() {
         Some(b) => b.parse()?,
-        None => per_hour.div_ceil(3600).max(1),
+        None => Action::default_burst(per_hour),
     };
     let subject = Subject::Consumer(consumer_id(salt.as_bytes(), key.as_bytes()));
     Ok((subject, Action::Throttle { per_hour, burst }))

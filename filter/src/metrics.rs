@@ -78,32 +78,17 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Defines the counters; one that Envoy refuses is left out (and logged at debug).
+    /// Defines the counters and gauges; one that Envoy refuses is left out (and logged at debug).
     pub fn define() -> Metrics {
         let names = Tally::default().drain().map(|(name, _)| name);
         let ids = names
             .into_iter()
-            .filter_map(
-                |name| match hostcalls::define_metric(MetricType::Counter, name) {
-                    Ok(id) => Some((name, id)),
-                    Err(status) => {
-                        debug!("defining counter {name} failed: {status:?}");
-                        None
-                    }
-                },
-            )
+            .filter_map(|name| Some((name, metric(MetricType::Counter, name)?)))
             .collect();
-        let gauge = |name| match hostcalls::define_metric(MetricType::Gauge, name) {
-            Ok(id) => Some(id),
-            Err(status) => {
-                debug!("defining gauge {name} failed: {status:?}");
-                None
-            }
-        };
         Metrics {
             ids,
-            memory: gauge(VM_MEMORY_BYTES),
-            vms: gauge(VMS),
+            memory: metric(MetricType::Gauge, VM_MEMORY_BYTES),
+            vms: metric(MetricType::Gauge, VMS),
             memory_reported: 0,
         }
     }
@@ -148,6 +133,17 @@ impl Metrics {
                     debug!("incrementing counter {name} failed: {status:?}");
                 }
             }
+        }
+    }
+}
+
+/// Envoy's id for a new metric; `None` when Envoy refuses it (logged at debug).
+fn metric(kind: MetricType, name: &str) -> Option<u32> {
+    match hostcalls::define_metric(kind, name) {
+        Ok(id) => Some(id),
+        Err(status) => {
+            debug!("defining {kind:?} {name} failed: {status:?}");
+            None
         }
     }
 }

@@ -33,6 +33,14 @@ pub enum Action {
     Throttle { per_hour: u32, burst: u32 },
 }
 
+impl Action {
+    /// A throttle's burst when none is given: one second's worth of `per_hour`, at least one
+    /// request.
+    pub fn default_burst(per_hour: u32) -> u32 {
+        per_hour.div_ceil(3_600).max(1)
+    }
+}
+
 /// One decision as the filter needs it.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decision {

@@ -124,11 +124,6 @@ pub fn format_rate(per_hour: u32) -> String {
     }
 }
 
-/// A throttle's burst when none is given: one second's worth of its rate, at least one request.
-pub fn default_burst(per_hour: u32) -> u32 {
-    per_hour.div_ceil(3_600).max(1)
-}
-
 /// An IP address (a prefix of its full length) or a CIDR prefix with no bits past its length.
 pub fn address(text: &str) -> Result<Subject, ParseError> {
     let bad = || ParseError::Address(text.to_string());
@@ -272,9 +267,9 @@ mod tests {
             assert_eq!(format_rate(rate_per_hour(text).unwrap()), text);
         }
         assert_eq!(format_rate(rate_per_hour("600/m").unwrap()), "10/s");
-        assert_eq!(default_burst(36_000), 10);
-        assert_eq!(default_burst(1_800), 1);
-        assert_eq!(default_burst(3_601), 2);
+        assert_eq!(plumbline_wire::Action::default_burst(36_000), 10);
+        assert_eq!(plumbline_wire::Action::default_burst(1_800), 1);
+        assert_eq!(plumbline_wire::Action::default_burst(3_601), 2);
     }
 
     #[test]

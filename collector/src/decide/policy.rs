@@ -239,7 +239,7 @@ fn rule_action(rule: &RuleConfig) -> Result<Action, RuleError> {
                 .ok_or_else(|| rule_error("rate", "a throttle rule needs a rate, like \"10/s\""))?;
             let per_hour =
                 parse::rate_per_hour(rate).map_err(|e: ParseError| rule_error("rate", e))?;
-            let burst = rule.burst.unwrap_or(parse::default_burst(per_hour)).max(1);
+            let burst = rule.burst.unwrap_or(Action::default_burst(per_hour)).max(1);
             Ok(Action::Throttle { per_hour, burst })
         }
     }

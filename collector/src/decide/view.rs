@@ -232,7 +232,7 @@ impl DecisionRequest {
             .as_deref()
             .ok_or_else(|| field("a throttle needs a rate, like \"10/s\""))?;
         let per_hour = parse::rate_per_hour(rate)?;
-        let burst = self.burst.unwrap_or(parse::default_burst(per_hour));
+        let burst = self.burst.unwrap_or(Action::default_burst(per_hour));
         if burst == 0 {
             return Err(field("burst must be at least 1"));
         }

@@ -87,22 +87,30 @@ fn state_survives_closing_and_reopening_the_store() {
     assert!(retried.duplicate, "the sequence window survives too");
 }
 
+/// A data directory whose database says schema `version` and holds the tables of `sql`.
+fn old_database(name: &str, version: i64, sql: &str) -> TempDir {
+    let dir = TempDir::new(name);
+    let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+    conn.execute_batch(&format!(
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+         INSERT INTO meta VALUES ('schema', {version});
+         {sql}"
+    ))
+    .unwrap();
+    dir
+}
+
 #[test]
 fn a_version_3_database_gains_the_enforced_counts_and_keeps_its_consumers() {
-    let dir = TempDir::new("schema3");
-    {
-        let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
-        conn.execute_batch(
-            "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-             INSERT INTO meta VALUES ('schema', 3);
-             CREATE TABLE consumers (
-                 idx INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, label TEXT,
-                 calls INTEGER NOT NULL, first_seen_ms INTEGER NOT NULL,
-                 last_seen_ms INTEGER NOT NULL);
-             INSERT INTO consumers VALUES (0, '000102030405060708090a0b0c0d0e0f', 'acme', 7, 1, 2);",
-        )
-        .unwrap();
-    }
+    let dir = old_database(
+        "schema3",
+        3,
+        "CREATE TABLE consumers (
+             idx INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, label TEXT,
+             calls INTEGER NOT NULL, first_seen_ms INTEGER NOT NULL,
+             last_seen_ms INTEGER NOT NULL);
+         INSERT INTO consumers VALUES (0, '000102030405060708090a0b0c0d0e0f', 'acme', 7, 1, 2);",
+    );
 
     let mut store = Store::open(dir.path(), false).unwrap();
     let mut pipeline = store.load(Settings::default()).unwrap();
@@ -126,23 +134,18 @@ fn a_version_3_database_gains_the_enforced_counts_and_keeps_its_consumers() {
 
 #[test]
 fn a_version_4_database_keeps_its_throttles_at_the_same_rate_counted_per_hour() {
-    let dir = TempDir::new("schema4");
-    {
-        let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
-        conn.execute_batch(
-            "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-             INSERT INTO meta VALUES ('schema', 4);
-             CREATE TABLE decisions (
-                 id INTEGER PRIMARY KEY, subject TEXT NOT NULL UNIQUE, action TEXT NOT NULL,
-                 status INTEGER NOT NULL, per_second INTEGER, burst INTEGER,
-                 reason TEXT NOT NULL, created_by TEXT NOT NULL,
-                 created_at_ms INTEGER NOT NULL, expires_at_ms INTEGER NOT NULL);
-             INSERT INTO decisions VALUES
-                 (1, 'prefix:10.0.0.0/8', 'throttle', 429, 5, 9, 'r', 'operator', 1, 99),
-                 (2, 'prefix:10.0.0.1/32', 'block', 403, NULL, NULL, 'r', 'operator', 1, 99);",
-        )
-        .unwrap();
-    }
+    let dir = old_database(
+        "schema4",
+        4,
+        "CREATE TABLE decisions (
+             id INTEGER PRIMARY KEY, subject TEXT NOT NULL UNIQUE, action TEXT NOT NULL,
+             status INTEGER NOT NULL, per_second INTEGER, burst INTEGER,
+             reason TEXT NOT NULL, created_by TEXT NOT NULL,
+             created_at_ms INTEGER NOT NULL, expires_at_ms INTEGER NOT NULL);
+         INSERT INTO decisions VALUES
+             (1, 'prefix:10.0.0.0/8', 'throttle', 429, 5, 9, 'r', 'operator', 1, 99),
+             (2, 'prefix:10.0.0.1/32', 'block', 403, NULL, NULL, 'r', 'operator', 1, 99);",
+    );
     let store = Store::open(dir.path(), false).unwrap();
     let set = store
         .load_decisions(crate::decide::Limits::default(), 0)
