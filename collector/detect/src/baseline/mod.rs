@@ -401,8 +401,11 @@ impl BytesBaseline {
 /// An hour of the week is quiet for a consumer when its rate is at most this share of the
 /// busiest hour's.
 pub const QUIET_SHARE: f64 = 0.1;
-/// Floors on what count detectors expect in a window.
-pub const MIN_QUIET_EXPECTED: f64 = 0.05;
+/// A quiet slot expects at least this share of the consumer's usual quiet-hour rate.
+const QUIET_FLOOR_SHARE: f64 = 0.25;
+/// Floors on what count detectors expect in a window. A quiet hour seen empty on each of a
+/// few weeks still cannot say its rate is below about one call in four hours.
+pub const MIN_QUIET_EXPECTED: f64 = 0.25;
 pub const MIN_PROBE_EXPECTED: f64 = 0.1;
 pub const MIN_NEW_ORIGINS: f64 = 0.05;
 
@@ -718,18 +721,19 @@ impl ConsumerState {
     }
 
     /// Expected requests in this slot when it is a quiet hour of the week for the consumer:
-    /// the slot's own expectation, but never less than half its usual quiet-hour rate.
+    /// the slot's own expectation or, when larger, its hour pooled over the days that look
+    /// like this one (a slot learned on a week its hour happened to be empty is not quiet);
+    /// never less than a quarter of its usual quiet-hour rate.
     fn quiet_expected(&self, slot: usize) -> Option<f64> {
         if !self.rate.is_learned(slot) {
             return None;
         }
-        let expected = self.rate.expected(slot);
-        if expected > QUIET_SHARE * self.rate.peak() {
+        let own = self.rate.expected(slot);
+        if own > QUIET_SHARE * self.rate.peak() {
             return None;
         }
-        // One week's count of a quiet hour is a poor estimate (often 0): expect at least half
-        // the consumer's usual quiet-hour rate.
-        Some(expected.max(0.5 * self.rate.quiet_level(QUIET_SHARE)))
+        let expected = own.max(self.rate.pooled(slot));
+        Some(expected.max(QUIET_FLOOR_SHARE * self.rate.quiet_level(QUIET_SHARE)))
     }
 
     /// Seen and expected counts of a count detector including the recent windows' evidence.

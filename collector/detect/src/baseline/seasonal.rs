@@ -23,6 +23,15 @@ const DAYS: [&str; 7] = [
 
 /// Prior overdispersion until the consumer's own is learned.
 const PHI_PRIOR: f32 = 0.3;
+/// Most one window teaches the overdispersion: a count twice or half its expectation. A
+/// nightly job, a busy day or an attack that lands in a slot far from its mean is an outlier,
+/// not the consumer's everyday noise, and one such window used to add a third to `phi`.
+const PHI_SAMPLE_MAX: f64 = 1.0;
+/// How much the days around a slot must look alike to pool that hour (see
+/// [`Seasonal::pooled`]): a weight of 1/e at this distance on the log scale.
+const POOL_WIDTH: f64 = 0.4;
+/// Hours either side of a slot that say what its day looks like there.
+const POOL_HOURS: usize = 3;
 /// Steps per unit of ln(1 + rate); 0 marks a slot not learned yet.
 const SCALE: f64 = 16.0;
 
@@ -131,23 +140,59 @@ impl Seasonal {
         }
     }
 
-    /// Mean rate of the learned slots at most `share` of the busiest: the consumer's usual
-    /// rate in its quiet hours (0 when it has none).
+    /// Median rate of the learned slots at most `share` of the busiest: the consumer's usual
+    /// rate in its quiet hours (0 when it has none). The median, as the quiet set also holds
+    /// the shoulders of busy hours, and a partner whose busiest hour is a nightly job has its
+    /// whole working day in it.
     pub fn quiet_level(&self, share: f64) -> f64 {
-        let limit = share * self.peak();
-        let mut sum = 0.0;
-        let mut count = 0.0;
-        for q in self.week.iter().flatten().copied().filter(|q| *q != 0) {
-            let rate = decode(q);
-            if rate <= limit {
-                sum += rate;
-                count += 1.0;
+        let limit = encode(share * self.peak());
+        let mut counts = [0u8; SLOTS];
+        let mut len = 0;
+        for q in self.week.iter().flatten().copied() {
+            if q != 0 && q <= limit {
+                counts[len] = q;
+                len += 1;
             }
         }
-        if count == 0.0 {
-            0.0
+        let quiet = &mut counts[..len];
+        if quiet.is_empty() {
+            return 0.0;
+        }
+        let middle = (quiet.len() - 1) / 2;
+        let (_, median, _) = quiet.select_nth_unstable(middle);
+        decode(*median)
+    }
+
+    /// This slot's hour averaged over the days of the week whose hours around it (three either
+    /// side) look like the slot's own day there, each weighed by how alike they are. A slot has
+    /// been seen only once a week, so one quiet Monday afternoon leaves it far below the hour's
+    /// real rate; pooled with Tuesday to Friday it is not, and a weekend day, or a partner's
+    /// UTC day that starts its own weekend, does not pool with a working day.
+    pub fn pooled(&self, slot: usize) -> f64 {
+        let slot = slot % SLOTS;
+        let around = |s: usize| -> f64 {
+            (0..=2 * POOL_HOURS)
+                .map(|k| self.own((s + SLOTS + k - POOL_HOURS) % SLOTS))
+                .sum::<f64>()
+                .ln_1p()
+        };
+        let mine = around(slot);
+        let mut sum = 0.0;
+        let mut weights = 0.0;
+        for day in 0..7 {
+            let s = (slot + day * 24) % SLOTS;
+            if !self.is_learned(s) {
+                continue;
+            }
+            let gap = (around(s) - mine) / POOL_WIDTH;
+            let weight = (-gap * gap).exp();
+            sum += weight * self.own(s);
+            weights += weight;
+        }
+        if weights > 0.0 {
+            sum / weights
         } else {
-            sum / count
+            self.own(slot)
         }
     }
 
@@ -164,7 +209,7 @@ impl Seasonal {
         // nothing about how noisy the consumer is.
         if self.is_learned(slot) && expected >= 5.0 {
             let sample = ((count - expected).powi(2) - expected) / (expected * expected);
-            ewma(&mut self.phi, sample.clamp(0.0, 4.0), 0.03);
+            ewma(&mut self.phi, sample.clamp(0.0, PHI_SAMPLE_MAX), 0.03);
             self.phi = self.phi.max(0.02);
         }
         let current = self.cell(slot);
@@ -239,6 +284,74 @@ mod tests {
             let back = decode(encode(x));
             assert!((back - x).abs() <= x * 0.04 + 0.04, "{x}: {back}");
         }
+    }
+
+    /// A working-hours partner in UTC: weekdays busy from 8 to 18, weekends a tenth.
+    fn office(day: usize, hour: usize) -> f64 {
+        let busy = (8..18).contains(&hour);
+        let weekday = day < 5;
+        match (busy, weekday) {
+            (true, true) => 20.0,
+            (true, false) => 2.0,
+            (false, _) => 0.5,
+        }
+    }
+
+    fn learned_week(count: impl Fn(usize, usize) -> f64) -> Seasonal {
+        let mut s = Seasonal::default();
+        for slot in 0..SLOTS {
+            s.learn(slot, count(slot / 24, slot % 24), 0.5);
+        }
+        s
+    }
+
+    #[test]
+    fn an_hour_that_was_empty_the_week_it_was_learned_pools_with_the_other_working_days() {
+        // Monday 16:00 happened to see one call; Tuesday to Friday saw twenty.
+        let s = learned_week(|day, hour| {
+            if (day, hour) == (0, 16) {
+                1.0
+            } else {
+                office(day, hour)
+            }
+        });
+        let monday = 16;
+        assert!(s.expected(monday) < 12.0, "{}", s.expected(monday));
+        assert!(s.pooled(monday) > 14.0, "{}", s.pooled(monday));
+    }
+
+    #[test]
+    fn a_weekend_hour_does_not_pool_with_working_days() {
+        let s = learned_week(office);
+        let saturday = 5 * 24 + 11;
+        assert!(s.pooled(saturday) < 4.0, "{}", s.pooled(saturday));
+        let night = 2 * 24 + 2;
+        assert!(s.pooled(night) < 1.0, "{}", s.pooled(night));
+    }
+
+    #[test]
+    fn the_quiet_level_is_its_nights_not_a_working_day_under_a_nightly_job() {
+        // A nightly job of 500 calls makes the working day (20 an hour) "quiet" too.
+        let s = learned_week(|day, hour| if hour == 0 { 500.0 } else { office(day, hour) });
+        let level = s.quiet_level(0.1);
+        assert!(level < 1.0, "{level}");
+    }
+
+    #[test]
+    fn a_few_outlying_windows_do_not_make_a_steady_consumer_noisy() {
+        let mut s = Seasonal::default();
+        for i in 0..2_000 {
+            // Now and then, in any hour, a job or an incident at ten times the usual count.
+            let count = if i % 41 == 0 {
+                1_000.0
+            } else if i % 2 == 0 {
+                90.0
+            } else {
+                110.0
+            };
+            s.learn(i % 168, count, 0.5);
+        }
+        assert!(s.phi() < 0.06, "{}", s.phi());
     }
 
     #[test]

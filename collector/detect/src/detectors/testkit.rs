@@ -102,8 +102,12 @@ impl Sim {
     /// Runs one window with the usual traffic plus `extra`; returns the signals at or above
     /// their sustain score and learns the window like the engine does.
     pub fn run(&mut self, extra: Vec<Observation<'static>>) -> Vec<Signal> {
-        let mut all = self.normal();
-        all.extend(extra);
+        let usual = self.normal();
+        self.run_only(usual.into_iter().chain(extra).collect())
+    }
+
+    /// Runs one window with exactly these requests (none of the usual ones).
+    pub fn run_only(&mut self, mut all: Vec<Observation<'static>>) -> Vec<Signal> {
         all.sort_by_key(|o| o.time_ms);
         let learning_done = self.t >= START + self.config.learning_ms;
         for obs in &all {
