@@ -67,6 +67,8 @@ impl Client {
     pub fn new(base: &str, token: Option<Secret>, presents: SecretSource) -> Self {
         let config = Agent::config_builder()
             .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(5)))
+            .timeout_recv_response(Some(Duration::from_secs(20)))
             .timeout_global(Some(Duration::from_secs(60)))
             .build();
         Client {
