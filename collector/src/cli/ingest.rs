@@ -21,7 +21,7 @@ use super::{offline_hint, CliError, IngestArgs, Target};
 use crate::config::secret::{Secret, SecretError, SecretSource};
 use crate::config::{process_env, ConfigError, FileConfig};
 use crate::detect::flow::Offline;
-use crate::ingest::entry::{to_batch, Entry};
+use crate::ingest::entry::{to_batch, to_batches, Entry};
 use crate::ingest::logfile::{self, FileError, FileReport, Options, EXAMPLES};
 use crate::ingest::LineError;
 use crate::store::persisted::Persisted;
@@ -92,7 +92,9 @@ pub fn run(args: &IngestArgs, file: &FileConfig) -> Result<ExitCode, CliError> {
             let detect = file.detect_settings().map_err(ConfigError::from)?;
             let detection = Offline::start(&mut persisted, &detect, file.policy()?)?;
             let sink: Sink<'_> = Box::new(|entries| {
-                persisted.apply_records(&to_batch(entries))?;
+                for batch in to_batches(entries) {
+                    persisted.apply_records(&batch)?;
+                }
                 detection.after_chunk(&mut persisted);
                 Ok(())
             });
@@ -190,12 +192,13 @@ fn poster(client: &Client) -> Sink<'_> {
     let instance = RandomState::new().hash_one(std::process::id());
     let mut seq = 0u64;
     Box::new(move |entries| {
-        let mut batch = to_batch(entries);
-        batch.node = NODE.to_string();
-        batch.instance = instance;
-        batch.seq = seq;
-        seq += 1;
-        client.post_batch(&batch)?;
+        for mut batch in to_batches(entries) {
+            batch.node = NODE.to_string();
+            batch.instance = instance;
+            batch.seq = seq;
+            seq += 1;
+            client.post_batch(&batch)?;
+        }
         Ok(())
     })
 }

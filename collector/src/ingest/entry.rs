@@ -75,7 +75,32 @@ pub fn check_method(method: &str) -> Result<(), LineError> {
     }
 }
 
-/// Packs entries into one batch whose base time is the earliest entry's.
+/// Packs entries, in their order, into batches whose base time is each one's earliest entry:
+/// a record keeps its time as an offset of at most `u32::MAX` ms (49.7 days) from its batch's
+/// base, so a chunk spanning more is split where it would not fit (one batch when it fits).
+pub fn to_batches(entries: &[Entry]) -> Vec<Batch> {
+    let span = u64::from(u32::MAX);
+    let mut batches = Vec::new();
+    let mut start = 0;
+    let (mut low, mut high) = (u64::MAX, 0);
+    for (i, e) in entries.iter().enumerate() {
+        let (l, h) = (low.min(e.time_ms), high.max(e.time_ms));
+        if h - l > span {
+            batches.push(to_batch(&entries[start..i]));
+            start = i;
+            (low, high) = (e.time_ms, e.time_ms);
+        } else {
+            (low, high) = (l, h);
+        }
+    }
+    if start < entries.len() || batches.is_empty() {
+        batches.push(to_batch(&entries[start..]));
+    }
+    batches
+}
+
+/// Packs entries into one batch whose base time is the earliest entry's (times more than
+/// `u32::MAX` ms after it are clamped: [`to_batches`] splits a chunk so none is).
 pub fn to_batch(entries: &[Entry]) -> Batch {
     let base = entries.iter().map(|e| e.time_ms).min().unwrap_or(0);
     let mut b = BatchBuilder::new(base);
@@ -132,16 +157,35 @@ mod tests {
         assert!(split_target("*").is_ok());
     }
 
-    #[test]
-    fn entries_become_a_batch_with_real_times() {
-        let entry = |time_ms| Entry {
+    fn sample(time_ms: u64) -> Entry {
+        Entry {
             time_ms,
             method: "GET".into(),
             host: "h".into(),
             path: "/a/b".into(),
             ..Entry::default()
-        };
-        let batch = to_batch(&[entry(5_000), entry(2_000)]);
+        }
+    }
+
+    #[test]
+    fn entries_months_apart_go_into_batches_that_keep_their_times() {
+        let day = 86_400_000;
+        let times = [2_000, 60 * day, 3_000, 61 * day, 200 * day];
+        let entries: Vec<Entry> = times.iter().map(|t| sample(*t)).collect();
+        let batches = to_batches(&entries);
+        let back: Vec<u64> = batches
+            .iter()
+            .flat_map(|b| b.records.iter().map(|r| b.time_ms(r)))
+            .collect();
+        assert_eq!(back, times);
+        assert_eq!(batches.len(), 5);
+        assert_eq!(to_batches(&entries[..1]).len(), 1);
+        assert_eq!(to_batches(&[]).len(), 1);
+    }
+
+    #[test]
+    fn entries_become_a_batch_with_real_times() {
+        let batch = to_batch(&[sample(5_000), sample(2_000)]);
         assert_eq!(batch.base_time_ms, 2_000);
         assert_eq!(batch.time_ms(&batch.records[0]), 5_000);
         assert_eq!(batch.path(&batch.records[1]), "/a/b");
