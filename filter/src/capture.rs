@@ -15,13 +15,8 @@
 use crate::config::{ClientAddress, Settings};
 use crate::host::{Headers, RequestView};
 use crate::identity;
-use plumbline_wire::{flags, Addr, ConsumerId};
+use plumbline_wire::{flags, Addr, ConsumerId, MAX_PATH_BYTES, MAX_TEXT_BYTES};
 use std::net::{IpAddr, SocketAddr};
-
-/// Longest path (with query names) kept per record, in bytes.
-pub const MAX_PATH_BYTES: usize = 1024;
-/// Longest other text (host, user agent, content type, label, method) kept, in bytes.
-pub const MAX_TEXT_BYTES: usize = 256;
 
 /// The texts of a record, in the order they are stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

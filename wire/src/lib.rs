@@ -22,5 +22,11 @@ pub use record::{flags, Addr, Method, Record, StrRef};
 /// Version of the encoding; bumped on any incompatible change to these types.
 pub const FORMAT_VERSION: u16 = 1;
 
+/// Longest path (with query names) a record keeps, in bytes: what a filter captures and what
+/// a log line gives the collector.
+pub const MAX_PATH_BYTES: usize = 1024;
+/// Longest other text (host, user agent, content type, label, method) a record keeps, in bytes.
+pub const MAX_TEXT_BYTES: usize = 256;
+
 /// Content type of an encoded batch or batch reply.
 pub const CONTENT_TYPE: &str = "application/x-plumbline-batch";

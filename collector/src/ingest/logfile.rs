@@ -6,9 +6,12 @@
 
 use super::entry::Entry;
 use super::{combined, envoy_json, Format, LineError};
+use crate::api::views::rfc3339;
+use plumbline_wire::{MAX_PATH_BYTES, MAX_TEXT_BYTES};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Entries handed to the sink at a time.
 pub const CHUNK: usize = 4096;
@@ -145,9 +148,50 @@ fn read_line(bytes: &[u8], options: Options<'_>, report: &mut FileReport, chunk:
 }
 
 fn parse(line: &str, format: Format, options: Options<'_>) -> Result<Entry, LineError> {
-    match format {
+    let entry = match format {
         Format::Combined => combined::parse(line, options.salt, options.host),
         Format::EnvoyJson => envoy_json::parse(line, options.salt, options.host),
+    }?;
+    bounded(entry, now_ms())
+}
+
+/// A request logged more than this after the clock reads is a broken line: its time would
+/// move every later window of detection past the rest of the log.
+const FUTURE_MS: u64 = 86_400_000;
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Refuses a time in the future and keeps text within what a filter's record keeps (a
+/// path of 1,024 bytes, other text of 256), cut on a character boundary.
+fn bounded(mut e: Entry, now_ms: u64) -> Result<Entry, LineError> {
+    if e.time_ms > now_ms.saturating_add(FUTURE_MS) {
+        return Err(LineError::Invalid {
+            field: "time",
+            value: rfc3339(e.time_ms),
+        });
+    }
+    cut(&mut e.path, MAX_PATH_BYTES);
+    cut(&mut e.host, MAX_TEXT_BYTES);
+    for text in [&mut e.label, &mut e.user_agent].into_iter().flatten() {
+        cut(text, MAX_TEXT_BYTES);
+    }
+    for name in &mut e.query {
+        cut(name, MAX_TEXT_BYTES);
+    }
+    Ok(e)
+}
+
+fn cut(text: &mut String, max: usize) {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
     }
 }
 
@@ -253,6 +297,31 @@ mod tests {
         let empty = dir.path().join("empty.log");
         std::fs::write(&empty, "\n\n").unwrap();
         assert!(!probe(&empty, combined(), 50).unwrap().none_read());
+    }
+
+    #[test]
+    fn a_line_from_the_future_is_refused_and_long_text_is_cut_on_a_character() {
+        let now = 1_764_000_000_000;
+        let entry = |time_ms, path: &str| Entry {
+            time_ms,
+            method: "GET".into(),
+            host: "h".repeat(300),
+            path: path.into(),
+            user_agent: Some("u".repeat(1_000)),
+            ..Entry::default()
+        };
+        let far = bounded(entry(now + 2 * FUTURE_MS, "/a"), now);
+        assert!(
+            matches!(far, Err(LineError::Invalid { field: "time", .. })),
+            "{far:?}"
+        );
+        let long = format!("/{}", "é".repeat(5_000));
+        let kept = bounded(entry(now, &long), now).unwrap();
+        assert!(kept.path.len() <= MAX_PATH_BYTES && kept.path.len() >= MAX_PATH_BYTES - 1);
+        assert!(long.starts_with(&kept.path));
+        assert_eq!(kept.host.len(), MAX_TEXT_BYTES);
+        assert_eq!(kept.user_agent.map(|u| u.len()), Some(MAX_TEXT_BYTES));
+        assert!(bounded(entry(now + FUTURE_MS / 2, "/a"), now).is_ok());
     }
 
     #[test]
