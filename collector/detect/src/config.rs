@@ -112,20 +112,22 @@ impl Default for Config {
 /// A setting that cannot work.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ConfigError {
-    #[error("window_ms must be at least 1000, got {0}")]
+    #[error("a window must be at least 1 s, got {0} ms")]
     Window(u64),
-    #[error("learning_ms ({learning}) must be at least one window ({window})")]
+    #[error("the learning period ({learning} ms) must be at least one window ({window} ms)")]
     Learning { learning: u64, window: u64 },
-    #[error("forget_after_ms ({forget}) must be at least learning_ms ({learning})")]
+    #[error("forgetting ({forget} ms) must wait at least the learning period ({learning} ms)")]
     Forget { forget: u64, learning: u64 },
     #[error("{name} must be at least 1, got 0")]
     Zero { name: &'static str },
     #[error("{name} must be within 0..=1, got {value}")]
     Share { name: &'static str, value: f64 },
-    #[error("thresholds of {detector} must be positive with sustain <= open, got {config:?}")]
-    Thresholds {
+    #[error("{field} of {detector} must be {rule}, got {value}")]
+    Threshold {
         detector: Detector,
-        config: DetectorConfig,
+        field: &'static str,
+        rule: &'static str,
+        value: f64,
     },
 }
 
@@ -183,11 +185,7 @@ impl Config {
             }
         }
         for detector in Detector::ALL {
-            let config = *self.detector(detector);
-            let positive = config.open > 0.0 && config.sustain > 0.0 && config.sustain_total > 0.0;
-            if !positive || config.sustain > config.open {
-                return Err(ConfigError::Thresholds { detector, config });
-            }
+            check_thresholds(detector, self.detector(detector))?;
         }
         Ok(())
     }
@@ -196,6 +194,37 @@ impl Config {
     pub fn learning_windows(&self) -> u64 {
         self.learning_ms.div_ceil(self.window_ms)
     }
+}
+
+/// Scores positive and finite with sustain at most open; gates finite and not negative (NaN
+/// or infinity would switch the detector off without a word).
+fn check_thresholds(detector: Detector, c: &DetectorConfig) -> Result<(), ConfigError> {
+    let refuse = |field, rule, value| {
+        Err(ConfigError::Threshold {
+            detector,
+            field,
+            rule,
+            value,
+        })
+    };
+    for (field, value) in [
+        ("open", c.open),
+        ("sustain", c.sustain),
+        ("sustain_total", c.sustain_total),
+    ] {
+        if !(value.is_finite() && value > 0.0) {
+            return refuse(field, "a positive number", value);
+        }
+    }
+    if c.sustain > c.open {
+        return refuse("sustain", "at most open", c.sustain);
+    }
+    for (field, value) in [("min_ratio", c.min_ratio), ("min_excess", c.min_excess)] {
+        if !(value.is_finite() && value >= 0.0) {
+            return refuse(field, "a number of at least 0", value);
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -215,6 +244,28 @@ mod tests {
             config.validate(),
             Err(ConfigError::Learning { .. })
         ));
+    }
+
+    #[test]
+    fn thresholds_that_are_not_numbers_or_negative_gates_are_refused_naming_the_field() {
+        type Spoil = fn(&mut DetectorConfig);
+        let cases: [(Spoil, &str); 5] = [
+            (|c| c.min_ratio = f64::NAN, "min_ratio"),
+            (|c| c.min_excess = -100.0, "min_excess"),
+            (|c| c.open = f64::INFINITY, "open"),
+            (|c| c.sustain_total = f64::INFINITY, "sustain_total"),
+            (|c| c.min_ratio = -3.0, "min_ratio"),
+        ];
+        for (spoil, field) in cases {
+            let mut config = Config::default();
+            spoil(&mut config.detectors[1]);
+            let err = config.validate().unwrap_err();
+            let text = err.to_string();
+            assert!(
+                text.starts_with(field) && text.contains("volume_surge"),
+                "{text}"
+            );
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@
 use super::observe::SENSITIVE_WORDS;
 use crate::config::FileConfig;
 use crate::decide::parse;
-use plumbline_detect::{Config, Detector};
+use plumbline_detect::{Config, ConfigError, Detector};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -214,10 +214,18 @@ impl DetectFileConfig {
             return Err(error("detect.learning_period", message));
         }
         c.validate().map_err(|e| {
-            error(
-                "detect",
-                format!("{e} (learning_period, window, thresholds)"),
-            )
+            let key = match &e {
+                ConfigError::Window(_) => "detect.window".to_string(),
+                ConfigError::Learning { .. } => "detect.learning_period".to_string(),
+                ConfigError::Forget { .. } => "detect.forget_after".to_string(),
+                ConfigError::Zero { name } | ConfigError::Share { name, .. } => {
+                    format!("detect.{name}")
+                }
+                ConfigError::Threshold { detector, .. } => {
+                    format!("detect.detectors.{}", detector.name())
+                }
+            };
+            error(key, e.to_string())
         })?;
         Ok(c)
     }
