@@ -49,6 +49,14 @@ pub enum StoreError {
     },
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error(
+        "cannot open the database {file} (if it is damaged, restore a copy or move it aside to \
+         start afresh): {source}"
+    )]
+    Open {
+        file: PathBuf,
+        source: rusqlite::Error,
+    },
     #[error("database holds an invalid {what}: {value:?}")]
     Corrupt { what: &'static str, value: String },
     #[error("database schema version {found} is newer than this collector's ({supported})")]
@@ -153,12 +161,21 @@ impl Store {
             });
         }
         let dir = DataDir::acquire(path, create)?;
-        let conn = Connection::open(path.join(DB_FILE))?;
+        let file = path.join(DB_FILE);
+        let named = |source| StoreError::Open {
+            file: file.clone(),
+            source,
+        };
+        let conn = Connection::open(&file).map_err(named)?;
         conn.execute_batch(
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA secure_delete=ON;",
-        )?;
-        conn.execute_batch(SCHEMA)?;
-        check_version(&conn)?;
+        )
+        .map_err(named)?;
+        conn.execute_batch(SCHEMA).map_err(named)?;
+        check_version(&conn).map_err(|err| match err {
+            StoreError::Sqlite(source) => named(source),
+            other => other,
+        })?;
         Ok(Store {
             conn,
             dir,

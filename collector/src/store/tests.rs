@@ -191,6 +191,25 @@ fn a_directory_without_a_database_is_refused_for_reading_and_left_untouched() {
 }
 
 #[test]
+fn a_damaged_database_is_refused_with_its_file_named_and_left_as_it_was() {
+    // Before, the message was "database error: file is not a database", naming no file.
+    let dir = TempDir::new("damaged");
+    let file = dir.path().join(DB_FILE);
+    let garbage = b"not a database, but a file the operator will want back".repeat(100);
+    std::fs::write(&file, &garbage).unwrap();
+    for create in [false, true] {
+        let Err(err) = Store::open(dir.path(), create) else {
+            panic!("a damaged database was opened (create {create})");
+        };
+        assert!(matches!(err, StoreError::Open { .. }), "{err}");
+        let message = err.to_string();
+        assert!(message.contains(&file.display().to_string()), "{message}");
+        assert!(message.contains("not a database"), "{message}");
+        assert_eq!(std::fs::read(&file).unwrap(), garbage);
+    }
+}
+
+#[test]
 fn merged_raw_segments_do_not_linger_in_the_database_files() {
     let dir = TempDir::new("secure");
     let mut store = Store::open(dir.path(), true).unwrap();
