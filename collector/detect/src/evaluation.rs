@@ -354,8 +354,9 @@ pub fn explain_detector(s: &Scenario, run: &Run, detector: Detector) {
             .unwrap_or_default();
         let p = &s.consumers[c as usize];
         println!(
-            "  h{:>6.1} c{c:<3}{cross} {:?} peak {:.0} score {:.1} {}: {}",
+            "  h{:>6.1} c{c:<3} {}{cross} {:?} peak {:.0} score {:.1} {}: {}",
             hour(a.opened_ms),
+            &a.consumer.to_string()[..8],
             p.shape,
             p.peak_rate,
             a.score,

@@ -19,8 +19,13 @@ const ALPHA: f64 = 0.03;
 const SETTLED: u16 = 48;
 /// A window scoring this high is not used to learn the noise...
 const OUTLIER: f64 = 6.0;
-/// ...and one scoring this high may be a habit if it recurs at the same hour.
+/// ...and one scoring this high may be a habit if it recurs at the same hour...
 const HABIT: f64 = 3.0;
+/// ...as may one (of enough calls to tell) whose distance is this far beyond sampling,
+/// whatever it scores: a nightly sync that moves nearly all of its window's calls scores low
+/// while the share noise learned from the rest of the day is wide, and shows as a drift the
+/// night that noise has narrowed unless its hour is already known.
+const HABIT_SHIFT: f64 = 0.5;
 /// Windows with fewer calls do not teach the share noise (sampling swamps it)...
 const NOISE_MIN_CALLS: f64 = 20.0;
 /// ...nor do endpoints expecting fewer calls than this.
@@ -193,13 +198,14 @@ impl MixBaseline {
         (f64::from(self.noise_excess) / f64::from(self.noise_scale)).clamp(0.0, 4.0)
     }
 
-    /// Learns a window of `hour` on `day`. An outlying one is only remembered as a possible
-    /// habit (once the shares have settled: before, every window looks new), and a flagged
-    /// one not learned at all.
+    /// Learns a window of `hour` on `day`. An unusual one (see [`HABIT`] and [`HABIT_SHIFT`])
+    /// is remembered as a possible habit (once the shares have settled: before, every window
+    /// looks new), an outlying one is not learned, and a flagged one not learned at all.
     pub fn learn(&mut self, w: &MixWindow, flagged: bool, hour: u8, day: u16) {
         let settled = self.samples >= SETTLED;
         let outlier = settled && w.score >= OUTLIER;
-        if settled && w.score >= HABIT {
+        let moved = w.calls >= NOISE_MIN_CALLS && w.distance - w.sampling >= HABIT_SHIFT;
+        if settled && (w.score >= HABIT || moved) {
             self.habits.note(hour, day);
         }
         if flagged || outlier {
@@ -278,6 +284,38 @@ mod tests {
             .map(|i| window(&mut rng, [8, 50, 400][i % 3], &shares, 0.2, sigma2).score)
             .fold(f64::MIN, f64::max);
         assert!(worst < 5.0, "{worst}");
+    }
+
+    #[test]
+    fn a_window_that_moved_nearly_all_its_calls_is_remembered_as_a_habit_though_it_scores_low() {
+        // A nightly sync: 300 calls on an endpoint that is 5% of the day, while the share
+        // noise learned from the day is wide. Its hour was not remembered, and the night the
+        // noise had narrowed the same sync opened a drift alert.
+        let mut b = MixBaseline {
+            samples: SETTLED,
+            ..MixBaseline::default()
+        };
+        let sync = [(5.0, 0.5), (5.0, 0.45), (300.0, 0.05)];
+        let w = MixWindow::new(sync.into_iter(), 4.0);
+        assert!(w.score < HABIT, "the case is a low score: {}", w.score);
+        assert!(w.distance - w.sampling >= HABIT_SHIFT, "{w:?}");
+        b.learn(&w, false, 3, 10);
+        assert!(
+            b.habits.is_habit(3, 11, 1),
+            "the sync's hour is a habit the next night"
+        );
+        assert!(!b.habits.is_habit(4, 11, 1), "only its own hour");
+
+        let mut quiet = MixBaseline {
+            samples: SETTLED,
+            ..MixBaseline::default()
+        };
+        let usual = [(150.0, 0.5), (140.0, 0.45), (20.0, 0.05)];
+        quiet.learn(&MixWindow::new(usual.into_iter(), 4.0), false, 3, 10);
+        assert!(
+            !quiet.habits.is_habit(3, 11, 1),
+            "a usual window is no habit"
+        );
     }
 
     #[test]
