@@ -466,3 +466,39 @@ fn ingest_to_a_collector_refusing_the_token_fails_before_any_file_is_read() {
     );
     server.stop();
 }
+
+#[test]
+fn ingest_to_a_collector_with_a_small_body_limit_sends_smaller_batches_and_loses_nothing() {
+    // Before, a chunk of 4,096 lines went as one batch whatever the collector's
+    // max_body_bytes: it closed the connection and the CLI said it could not reach it.
+    let dir = TempDir::new("ingest-small-limit");
+    let mut server = TestServer::start(dir.path(), 16 * 1024, None);
+    let url = format!("http://{}", server.addr);
+    let lines: Vec<String> = (0..5_000)
+        .map(|i| {
+            format!(
+                r#"10.0.{}.{} - - [17/May/2015:10:05:03 +0000] "GET /users/{i} HTTP/1.1" 200 512 "-" "curl/8""#,
+                i / 250,
+                i % 250
+            )
+        })
+        .collect();
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let file = log(&dir, "many.log", &refs);
+    let args = ["ingest", "--format", "combined", "--server", &url, &file];
+    let out = plumbline(&args, &[SALT, ("PLUMBLINE_INGEST_TOKEN", TOKEN)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let filters = get_json(&server, "/v1/filters");
+    let filter = &filters["filters"][0];
+    assert_eq!(filter["records"], 5_000, "{filters}");
+    assert!(filter["batches"].as_u64().unwrap() > 2, "{filters}");
+    let consumers = get_json(&server, "/v1/consumers");
+    let calls: u64 = consumers["consumers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["calls"].as_u64().unwrap())
+        .sum();
+    assert_eq!(calls, 5_000, "every line once");
+    server.stop();
+}

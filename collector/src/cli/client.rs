@@ -7,6 +7,7 @@ use crate::config::secret::{Secret, SecretSource};
 use plumbline_wire::{Batch, BatchReply, CONTENT_TYPE};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use std::io::ErrorKind;
 use std::time::Duration;
 use ureq::http::Response;
 use ureq::{Agent, Body};
@@ -45,10 +46,30 @@ pub enum ClientError {
     )]
     BadReply { url: String, message: String },
     #[error(
+        "collector at {url} closed the connection while a batch of {bytes} bytes was being sent \
+         ({message}); is the batch over the collector's max_body_bytes?"
+    )]
+    Dropped {
+        url: String,
+        bytes: usize,
+        message: String,
+    },
+    #[error(
         "collector address {base:?} is not an http:// URL like http://127.0.0.1:7070 (the CLI \
          speaks plain HTTP; put a TLS proxy in front of it if needed)"
     )]
     NotHttp { base: String },
+}
+
+impl ClientError {
+    /// The collector refused a batch as too large (413), or closed the connection while its
+    /// body was being sent, which is how a refusal of a large body shows.
+    pub fn too_large(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Status { status: 413, .. } | ClientError::Dropped { .. }
+        )
+    }
 }
 
 /// A collector at a base URL, with the bearer token to present.
@@ -138,9 +159,24 @@ impl Client {
         if let Some(token) = &self.token {
             request = request.header("authorization", bearer(token));
         }
-        let response = request
-            .send(&batch.encode()[..])
-            .map_err(|e| self.unreachable(&url, e))?;
+        let encoded = batch.encode();
+        let response = request.send(&encoded[..]).map_err(|e| match &e {
+            // A collector refusing a body over its limit answers 413 and closes the
+            // connection, which a sender still writing the body sees as a broken pipe.
+            ureq::Error::Io(io)
+                if matches!(
+                    io.kind(),
+                    ErrorKind::BrokenPipe | ErrorKind::ConnectionReset
+                ) =>
+            {
+                ClientError::Dropped {
+                    url: url.clone(),
+                    bytes: encoded.len(),
+                    message: e.to_string(),
+                }
+            }
+            _ => self.unreachable(&url, e),
+        })?;
         let body = self.body(&url, response)?;
         BatchReply::decode(&body).map_err(|e| bad_reply(&url, e))
     }

@@ -16,12 +16,12 @@
 //! Batches sent to a collector come from node `plumbline-ingest` with a random instance id,
 //! so they show in `/v1/filters`; offline ingest records no filter instance.
 
-use super::client::Client;
+use super::client::{Client, ClientError};
 use super::{offline_hint, CliError, IngestArgs, Target};
 use crate::config::secret::{Secret, SecretError, SecretSource};
 use crate::config::{process_env, ConfigError, FileConfig};
 use crate::detect::flow::Offline;
-use crate::ingest::entry::{to_batch, to_batches, Entry};
+use crate::ingest::entry::{batch_ranges, to_batch, to_batches, Entry};
 use crate::ingest::logfile::{self, FileError, FileReport, Options, EXAMPLES};
 use crate::ingest::LineError;
 use crate::store::persisted::Persisted;
@@ -58,8 +58,9 @@ pub enum IngestError {
     #[error("- (standard input) is given more than once")]
     StdinTwice,
     #[error(
-        "{path}: none of its first {lines} lines reads as --format {format} (line {line}: \
-         {error}), so nothing was ingested; is --format right?{suggestion}"
+        "{path}: {} as --format {format} (line {line}: {error}), so nothing was ingested; is \
+         --format right?{suggestion}",
+        none_read(*.lines)
     )]
     WrongFormat {
         path: PathBuf,
@@ -112,6 +113,15 @@ pub fn run(args: &IngestArgs, file: &FileConfig) -> Result<ExitCode, CliError> {
             client.post_batch(&to_batch(&[]))?;
             Ok(ingest_all(&inputs, options, poster(&client)))
         }
+    }
+}
+
+/// How many of a file's first lines were tried, none of which read.
+fn none_read(lines: u64) -> String {
+    if lines == 1 {
+        "its one line does not read".to_string()
+    } else {
+        format!("none of its first {lines} lines reads")
     }
 }
 
@@ -189,18 +199,45 @@ fn suggestion(report: &FileReport, options: Options<'_>) -> String {
 
 /// A sink posting each chunk as a batch of this process's own instance.
 fn poster(client: &Client) -> Sink<'_> {
-    let instance = RandomState::new().hash_one(std::process::id());
-    let mut seq = 0u64;
+    let mut sender = Sender {
+        client,
+        instance: RandomState::new().hash_one(std::process::id()),
+        seq: 0,
+    };
     Box::new(move |entries| {
-        for mut batch in to_batches(entries) {
-            batch.node = NODE.to_string();
-            batch.instance = instance;
-            batch.seq = seq;
-            seq += 1;
-            client.post_batch(&batch)?;
+        for range in batch_ranges(entries) {
+            sender.post(&entries[range])?;
         }
         Ok(())
     })
+}
+
+/// Posts entries as batches of one instance, numbered in turn.
+struct Sender<'a> {
+    client: &'a Client,
+    instance: u64,
+    seq: u64,
+}
+
+impl Sender<'_> {
+    /// Posts the entries as one batch or, when the collector refuses that as too large (its
+    /// `max_body_bytes` may be set below a chunk's size), as two halves, and so on down to one
+    /// entry. A refused batch was not stored, so its entries are sent once.
+    fn post(&mut self, entries: &[Entry]) -> Result<(), ClientError> {
+        let mut batch = to_batch(entries);
+        batch.node = NODE.to_string();
+        batch.instance = self.instance;
+        batch.seq = self.seq;
+        self.seq += 1;
+        match self.client.post_batch(&batch) {
+            Err(err) if err.too_large() && entries.len() > 1 => {
+                let (first, second) = entries.split_at(entries.len() / 2);
+                self.post(first)?;
+                self.post(second)
+            }
+            result => result.map(drop),
+        }
+    }
 }
 
 /// Every input through the sink, reported; stops at the first that cannot be read in. Fails

@@ -4,6 +4,7 @@
 use super::LineError;
 use plumbline_wire::{Addr, Batch, BatchBuilder, ConsumerId, Record};
 use std::net::IpAddr;
+use std::ops::Range;
 
 /// One request from a log line.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -75,28 +76,37 @@ pub fn check_method(method: &str) -> Result<(), LineError> {
     }
 }
 
-/// Packs entries, in their order, into batches whose base time is each one's earliest entry:
-/// a record keeps its time as an offset of at most `u32::MAX` ms (49.7 days) from its batch's
-/// base, so a chunk spanning more is split where it would not fit (one batch when it fits).
+/// Packs entries, in their order, into batches whose base time is each one's earliest entry
+/// (see [`batch_ranges`]).
 pub fn to_batches(entries: &[Entry]) -> Vec<Batch> {
+    batch_ranges(entries)
+        .into_iter()
+        .map(|range| to_batch(&entries[range]))
+        .collect()
+}
+
+/// Where [`to_batches`] cuts: a record keeps its time as an offset of at most `u32::MAX` ms
+/// (49.7 days) from its batch's base, so a chunk spanning more is cut where it would not fit
+/// (one range when it fits, and one empty range for no entries).
+pub fn batch_ranges(entries: &[Entry]) -> Vec<Range<usize>> {
     let span = u64::from(u32::MAX);
-    let mut batches = Vec::new();
+    let mut ranges = Vec::new();
     let mut start = 0;
     let (mut low, mut high) = (u64::MAX, 0);
     for (i, e) in entries.iter().enumerate() {
         let (l, h) = (low.min(e.time_ms), high.max(e.time_ms));
         if h - l > span {
-            batches.push(to_batch(&entries[start..i]));
+            ranges.push(start..i);
             start = i;
             (low, high) = (e.time_ms, e.time_ms);
         } else {
             (low, high) = (l, h);
         }
     }
-    if start < entries.len() || batches.is_empty() {
-        batches.push(to_batch(&entries[start..]));
+    if start < entries.len() || ranges.is_empty() {
+        ranges.push(start..entries.len());
     }
-    batches
+    ranges
 }
 
 /// Packs entries into one batch whose base time is the earliest entry's (times more than

@@ -23,6 +23,8 @@ pub enum LineError {
     Missing { field: &'static str },
     #[error("field {field} has an invalid value {value:?}")]
     Invalid { field: &'static str, value: String },
+    #[error("time {0} is more than a day ahead of this machine's clock")]
+    Future(String),
 }
 
 /// Log formats `plumbline ingest` reads.

@@ -42,6 +42,11 @@ pub enum StoreError {
          `plumbline serve --data DIR` or `plumbline ingest --data DIR` makes one"
     )]
     NotPlumbline { dir: PathBuf },
+    #[error(
+        "the database {file} is empty (0 bytes), as if cut short; restore a copy, or move it \
+         aside and let `plumbline serve` or `plumbline ingest` start afresh"
+    )]
+    Empty { file: PathBuf },
     #[error("cannot use data directory {dir}: {source}")]
     Io {
         dir: PathBuf,
@@ -153,7 +158,8 @@ pub struct Store {
 
 impl Store {
     /// Holds the data directory (created when `create`) and opens its database; without
-    /// `create`, a directory without a database is refused and left untouched.
+    /// `create`, a directory without a database, or with an empty one, is refused and left
+    /// untouched.
     pub fn open(path: &Path, create: bool) -> Result<Store, StoreError> {
         if !create && path.is_dir() && !path.join(DB_FILE).exists() {
             return Err(StoreError::NotPlumbline {
@@ -162,6 +168,10 @@ impl Store {
         }
         let dir = DataDir::acquire(path, create)?;
         let file = path.join(DB_FILE);
+        // SQLite takes an empty file for a new database: a reader would write one into it.
+        if !create && std::fs::metadata(&file).is_ok_and(|m| m.len() == 0) {
+            return Err(StoreError::Empty { file });
+        }
         let named = |source| StoreError::Open {
             file: file.clone(),
             source,
