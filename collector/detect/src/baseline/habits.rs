@@ -7,11 +7,14 @@
 use serde::{Deserialize, Serialize};
 
 const DAYS: usize = 7;
+/// Days kept: the seven looked back on, and the day in progress, which may have noted an
+/// hour already (a weekly job's hour must not fall out because an earlier hour stood out).
+const KEPT: usize = DAYS + 1;
 
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq)]
 pub struct Habits {
-    /// Bit h of entry i: hour h stood out on day `day − (DAYS − 1 − i)`.
-    masks: [u32; DAYS],
+    /// Bit h of entry i: hour h stood out on day `day − (KEPT − 1 − i)`.
+    masks: [u32; KEPT],
     day: u16,
 }
 
@@ -27,8 +30,8 @@ impl Habits {
 
     fn mask(&self, day: u16) -> u32 {
         let back = usize::from(self.day.wrapping_sub(day));
-        if back < DAYS {
-            self.masks[DAYS - 1 - back]
+        if back < KEPT {
+            self.masks[KEPT - 1 - back]
         } else {
             0
         }
@@ -38,13 +41,13 @@ impl Habits {
     pub fn note(&mut self, hour: u8, day: u16) {
         let ahead = usize::from(day.wrapping_sub(self.day));
         if ahead != 0 {
-            let keep = DAYS.saturating_sub(ahead);
-            let mut shifted = [0u32; DAYS];
-            shifted[..keep].copy_from_slice(&self.masks[DAYS - keep..]);
+            let keep = KEPT.saturating_sub(ahead);
+            let mut shifted = [0u32; KEPT];
+            shifted[..keep].copy_from_slice(&self.masks[KEPT - keep..]);
             self.masks = shifted;
             self.day = day;
         }
-        self.masks[DAYS - 1] |= 1 << hour;
+        self.masks[KEPT - 1] |= 1 << hour;
     }
 }
 
@@ -60,6 +63,18 @@ mod tests {
         assert!(!h.is_habit(4, 101, 1) && !h.is_habit(3, 108, 1) && !h.is_habit(3, 100, 1));
         h.note(3, 110);
         assert!(h.is_habit(3, 111, 1) && !h.is_habit(3, 109, 1));
+    }
+
+    #[test]
+    fn a_weekly_hour_stays_a_habit_after_an_earlier_hour_stood_out_that_day() {
+        // Before, the day's first note dropped the day a week back, and a weekly export at
+        // 03:00 was news again because something else stood out at 01:00.
+        let mut h = Habits::default();
+        h.note(3, 100);
+        h.note(1, 107);
+        assert!(h.is_habit(3, 107, 1));
+        h.note(2, 108);
+        assert!(!h.is_habit(3, 108, 1), "eight days back is past the week");
     }
 
     #[test]

@@ -198,16 +198,22 @@ impl MixBaseline {
         (f64::from(self.noise_excess) / f64::from(self.noise_scale)).clamp(0.0, 4.0)
     }
 
-    /// Learns a window of `hour` on `day`. An unusual one (see [`HABIT`] and [`HABIT_SHIFT`])
-    /// is remembered as a possible habit (once the shares have settled: before, every window
-    /// looks new), an outlying one is not learned, and a flagged one not learned at all.
-    pub fn learn(&mut self, w: &MixWindow, flagged: bool, hour: u8, day: u16) {
-        let settled = self.samples >= SETTLED;
-        let outlier = settled && w.score >= OUTLIER;
+    /// Remembers `hour` of `day` as a possible habit when the window is unusual (see
+    /// [`HABIT`] and [`HABIT_SHIFT`]), once the shares have settled (before, every window
+    /// looks new). Also for a window too small to learn the mix from: a weekly export of four
+    /// calls is the habit that explains next week's export of six.
+    pub fn note_habit(&mut self, w: &MixWindow, hour: u8, day: u16) {
         let moved = w.calls >= NOISE_MIN_CALLS && w.distance - w.sampling >= HABIT_SHIFT;
-        if settled && (w.score >= HABIT || moved) {
+        if self.samples >= SETTLED && (w.score >= HABIT || moved) {
             self.habits.note(hour, day);
         }
+    }
+
+    /// Learns a window of `hour` on `day`: an unusual one is remembered as a possible habit
+    /// ([`Self::note_habit`]), and an outlying or flagged one not learned.
+    pub fn learn(&mut self, w: &MixWindow, flagged: bool, hour: u8, day: u16) {
+        let outlier = self.samples >= SETTLED && w.score >= OUTLIER;
+        self.note_habit(w, hour, day);
         if flagged || outlier {
             return;
         }

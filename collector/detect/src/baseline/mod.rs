@@ -60,8 +60,10 @@ const OBJECTS_KEEP: f64 = 0.5;
 /// many of the previous seven days (two: one could be chance or an earlier attack).
 const OUTLIER: f64 = 3.0;
 pub const OBJECT_HABIT_DAYS: usize = 2;
-/// Minimum calls in a window for its endpoint mix to say anything.
+/// Minimum calls in a window for its endpoint mix to say anything...
 pub const MIX_MIN_CALLS: f64 = 5.0;
+/// ...and to be remembered as a possible habit.
+const MIX_HABIT_MIN_CALLS: f64 = 3.0;
 
 /// Distinct objects a consumer reads on one endpoint, as a function of its calls there:
 /// ln(1+d) ≈ y + slope·(ln(1+n) − x), fitted online; and how far the distinct count strays
@@ -835,6 +837,8 @@ impl ConsumerState {
         let n = f64::from(self.calls);
         if n >= MIX_MIN_CALLS {
             self.mix.learn(&f.mix, flagged, w.hour(), w.day);
+        } else if n >= MIX_HABIT_MIN_CALLS {
+            self.mix.note_habit(&f.mix, w.hour(), w.day);
         }
         let slow = if flagged { 0.25 } else { 1.0 };
         let a = slow * (1.0 / (f64::from(self.active_windows) + 1.0)).max(ALPHA);

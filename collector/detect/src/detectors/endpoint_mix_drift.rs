@@ -122,6 +122,40 @@ mod tests {
         assert_eq!(s.endpoints[0], 4);
     }
 
+    /// Whether a night-time export of six calls at 03:00 is mix drift, a week after an
+    /// export of four calls at the same hour, or at the hour before.
+    fn weekly_export_drifts(same_hour: bool) -> bool {
+        let mut sim = learned();
+        sim.skip_to_hour(2);
+        let export = |sim: &mut Sim, n| {
+            let calls: Vec<_> = (0..n).map(|_| request(sim.at(), 9, None, 200)).collect();
+            sim.run_only(calls)
+        };
+        for hour_is_3 in [false, true] {
+            let n = if hour_is_3 == same_hour { 4 } else { 0 };
+            export(&mut sim, n);
+        }
+        for _ in 1..7 * 24 {
+            sim.run(Vec::new());
+        }
+        let signals = export(&mut sim, 6);
+        find(&signals, Detector::EndpointMixDrift).is_some()
+    }
+
+    #[test]
+    fn a_weekly_export_too_small_to_learn_from_is_still_its_hours_habit() {
+        // Before, a window under five calls was not looked at, and the next week's export
+        // at the same hour opened a drift alert.
+        assert!(
+            weekly_export_drifts(false),
+            "last week's was at another hour"
+        );
+        assert!(
+            !weekly_export_drifts(true),
+            "last week's export makes it a habit"
+        );
+    }
+
     #[test]
     fn a_few_calls_at_night_say_nothing_about_the_mix() {
         let mut sim = learned();
