@@ -2,9 +2,10 @@
 //! of endpoints. The score tests each endpoint that gained calls against its usual share
 //! (with the consumer's own hour-to-hour share noise), so a dozen calls can already show a
 //! shift onto a rarely used endpoint and a large partner's usual jitter does not; the
-//! total-variation distance must also be large enough to matter; and an hour of the day
-//! that was an outlier yesterday or the day before is a habit (a nightly sync on one
-//! endpoint), not a drift.
+//! total-variation distance must also be large enough to matter, and the endpoint behind the
+//! score must have gained a material share; and an hour of the day that stood out on one of
+//! the last seven days is a habit (a nightly sync on one endpoint, a weekly export), not a
+//! drift.
 
 use super::{show, top_endpoints, Context, Signal};
 use crate::alert::Detector;
@@ -15,6 +16,10 @@ use crate::config::DetectorConfig;
 /// before scoring: a batch partner has only one or two such windows a day, so more would
 /// leave it unwatched for weeks after its learning days.
 const MIN_SAMPLES: u16 = 12;
+/// Share of the window's calls the endpoint behind the score must have gained: a large
+/// partner's first calls to a new endpoint (1% of its calls) score high against a share of
+/// nothing, and beside its usual jitter in the distance they read as a drift towards it.
+const MIN_TOP_GAIN: f64 = 0.05;
 
 pub fn score(ctx: &Context<'_>, c: &ConsumerState, f: &Features) -> Option<Signal> {
     let w = &f.mix;
@@ -27,6 +32,9 @@ pub fn score(ctx: &Context<'_>, c: &ConsumerState, f: &Features) -> Option<Signa
         return None;
     }
     if c.mix.habits.is_habit(ctx.window.hour(), ctx.window.day, 1) {
+        return None;
+    }
+    if top_gain(c, f) < MIN_TOP_GAIN {
         return None;
     }
     let score = w.score;
@@ -54,6 +62,16 @@ pub fn score(ctx: &Context<'_>, c: &ConsumerState, f: &Features) -> Option<Signa
         ),
         severity: None,
     })
+}
+
+/// Share of the window's calls that the endpoint behind the score gained over its usual
+/// share (the folded tail when that is the one).
+fn top_gain(c: &ConsumerState, f: &Features) -> f64 {
+    let w = &f.mix;
+    match c.endpoints.get(w.top) {
+        Some(e) => f64::from(e.calls) / w.calls - e.share(),
+        None => f64::from(c.tail.calls) / w.calls - c.tail.share(),
+    }
 }
 
 /// Whether the window's distance is a change worth reporting against the `expected` one
@@ -154,6 +172,43 @@ mod tests {
             !weekly_export_drifts(true),
             "last week's export makes it a habit"
         );
+    }
+
+    #[test]
+    fn first_calls_to_a_new_endpoint_beside_usual_jitter_are_not_drift() {
+        // A large partner's first calls to a new endpoint scored high against a share of
+        // nothing, and its usual jitter between its own endpoints made the distance: the
+        // alert said it moved towards an endpoint that took 2% of its calls.
+        let mut sim = learned();
+        let mut all = sim.normal();
+        all.extend((0..70).map(|_| request(sim.at(), 2, None, 200)));
+        all.extend((0..8).map(|_| request(sim.at(), 9, None, 200)));
+        for obs in &all {
+            sim.c
+                .observe(obs, (obs.time_ms / crate::config::DAY_MS) as u16, 32);
+        }
+        let f = sim.c.features(sim.window().slot, &|_| false);
+        let drift = *sim.config.detector(Detector::EndpointMixDrift);
+        let expected = f.mix.sampling + sim.c.mix.excess();
+        assert_eq!(
+            sim.c.endpoints[f.mix.top].endpoint, 9,
+            "the new endpoint scores"
+        );
+        assert!(f.mix.score >= drift.open, "{:?}", f.mix);
+        assert!(
+            large_enough(f.mix.distance, expected, &drift),
+            "{:?}",
+            f.mix
+        );
+        assert!(top_gain(&sim.c, &f) < 0.03, "{:?}", f.mix);
+        let w = sim.window();
+        let ctx = Context {
+            window: &w,
+            config: &sim.config,
+            table: &sim.table,
+        };
+        let signal = score(&ctx, &sim.c, &f);
+        assert!(signal.is_none(), "{signal:?}");
     }
 
     #[test]
