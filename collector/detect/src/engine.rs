@@ -19,8 +19,8 @@ use plumbline_wire::ConsumerId;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// Version of the snapshot encoding.
-pub const SNAPSHOT_FORMAT: u16 = 2;
+/// Version of the snapshot encoding. 3: habits keep eight days (were seven).
+pub const SNAPSHOT_FORMAT: u16 = 3;
 /// Alert updates kept for the next tick at most; past it they are dropped and counted.
 const MAX_PENDING: usize = 100_000;
 /// Active windows after which a consumer's baseline has full confidence.
