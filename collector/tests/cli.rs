@@ -502,3 +502,82 @@ fn ingest_to_a_collector_with_a_small_body_limit_sends_smaller_batches_and_loses
     assert_eq!(calls, 5_000, "every line once");
     server.stop();
 }
+
+#[test]
+fn a_record_too_large_for_the_collector_alone_is_named_and_the_stored_count_said() {
+    let dir = TempDir::new("ingest-one-too-large");
+    let mut server = TestServer::start(dir.path(), 4 * 1024, None);
+    let url = format!("http://{}", server.addr);
+    let query: Vec<String> = (0..64).map(|i| format!("{i:0>200}=1")).collect();
+    let huge = format!(
+        r#"10.0.0.9 - - [17/May/2015:10:05:04 +0000] "GET /big?{} HTTP/1.1" 200 1 "-" "curl/8""#,
+        query.join("&")
+    );
+    let lines: Vec<&str> = vec![COMBINED; 10]
+        .into_iter()
+        .chain([huge.as_str()])
+        .chain(vec![COMBINED; 5])
+        .collect();
+    let file = log(&dir, "huge.log", &lines);
+    let args = ["ingest", "--format", "combined", "--server", &url, &file];
+    let out = plumbline(&args, &[SALT, ("PLUMBLINE_INGEST_TOKEN", TOKEN)]);
+    assert!(!out.status.success());
+    let message = stderr(&out);
+    assert!(message.contains("a single record alone is"), "{message}");
+    assert!(
+        message.contains("raise the collector's max_body_bytes"),
+        "{message}"
+    );
+    assert!(
+        message.contains("(10 records were stored before it"),
+        "{message}"
+    );
+    let filters = get_json(&server, "/v1/filters");
+    assert_eq!(filters["filters"][0]["records"], 10, "{filters}");
+    server.stop();
+}
+
+#[test]
+fn ingest_to_a_collector_keeps_records_with_more_query_names_and_segments_than_it_takes() {
+    // Before, a line with 70 query names made the collector refuse the whole batch (400).
+    let dir = TempDir::new("ingest-many-names");
+    let mut server = TestServer::start(dir.path(), 1 << 20, None);
+    let url = format!("http://{}", server.addr);
+    let query: Vec<String> = (0..70).map(|i| format!("p{i}=1")).collect();
+    let segments: Vec<String> = (0..70).map(|i| format!("s{i}")).collect();
+    let many_names = format!(
+        r#"10.0.0.9 - - [17/May/2015:10:05:04 +0000] "GET /a?{} HTTP/1.1" 200 1 "-" "curl/8""#,
+        query.join("&")
+    );
+    let deep = format!(
+        r#"10.0.0.9 - - [17/May/2015:10:05:05 +0000] "GET /{} HTTP/1.1" 200 1 "-" "curl/8""#,
+        segments.join("/")
+    );
+    let file = log(&dir, "names.log", &[&many_names, &deep, COMBINED]);
+    let args = ["ingest", "--format", "combined", "--server", &url, &file];
+    let out = plumbline(&args, &[SALT, ("PLUMBLINE_INGEST_TOKEN", TOKEN)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let filters = get_json(&server, "/v1/filters");
+    assert_eq!(filters["filters"][0]["records"], 3, "{filters}");
+    server.stop();
+}
+
+#[test]
+fn a_log_dated_ahead_of_the_clock_is_called_that_not_a_wrong_format() {
+    let dir = TempDir::new("ingest-ahead");
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    let ahead = COMBINED.replace("2015", "2099");
+    let file = log(&dir, "ahead.log", &[&ahead, &ahead]);
+    let out = plumbline(
+        &["ingest", "--format", "combined", "--data", data, &file],
+        &[SALT],
+    );
+    assert!(!out.status.success());
+    let message = stderr(&out);
+    assert!(
+        message.contains("is dated more than a day ahead of this machine's clock"),
+        "{message}"
+    );
+    assert!(!message.contains("--format right"), "{message}");
+}

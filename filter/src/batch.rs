@@ -5,11 +5,7 @@
 //! always passes the collector's default [`plumbline_wire::Limits`].
 
 use crate::capture::{Captured, Field};
-use plumbline_wire::{Batch, BatchBuilder, Record};
-use std::borrow::Cow;
-
-/// Most path segments and query names kept per record (the wire's default limit).
-pub const MAX_SEGMENTS: usize = 64;
+use plumbline_wire::{cap_segments, Batch, BatchBuilder, Record, MAX_SEGMENTS};
 
 /// Who sends a batch and what it follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,18 +79,6 @@ fn split_path(text: &[u8]) -> (&[u8], impl Iterator<Item = &[u8]>) {
         .flat_map(|q| q.split(|b| *b == b'&'))
         .filter(|n| !n.is_empty());
     (path, names)
-}
-
-/// The path cut after `max` segments (segments follow the leading `/`).
-fn cap_segments<'a>(path: &'a Cow<'a, str>, max: usize) -> &'a str {
-    let Some(rest) = path.strip_prefix('/') else {
-        return path;
-    };
-    match rest.match_indices('/').nth(max.saturating_sub(1)) {
-        // `at` is the offset of a '/' in `rest`, so `at + 1` is a char boundary in `path`.
-        Some((at, _)) => path.get(..at + 1).unwrap_or(path),
-        None => path,
-    }
 }
 
 #[cfg(test)]
@@ -203,14 +187,5 @@ mod tests {
         let batch = round_trip(&[]);
         assert!(batch.records.is_empty());
         assert_eq!(batch.seq, 4);
-    }
-
-    #[test]
-    fn segment_capping_keeps_short_paths_whole() {
-        let cow = |s: &'static str| Cow::Borrowed(s);
-        assert_eq!(cap_segments(&cow("/a/b/c"), 2), "/a/b");
-        assert_eq!(cap_segments(&cow("/a/b"), 2), "/a/b");
-        assert_eq!(cap_segments(&cow("/"), 1), "/");
-        assert_eq!(cap_segments(&cow("*"), 1), "*");
     }
 }

@@ -46,7 +46,7 @@ impl Default for Limits {
             max_records: 100_000,
             max_strings: 400_000,
             max_string_len: 4096,
-            max_segments: 64,
+            max_segments: crate::MAX_SEGMENTS,
         }
     }
 }

@@ -27,6 +27,34 @@ pub const FORMAT_VERSION: u16 = 1;
 pub const MAX_PATH_BYTES: usize = 1024;
 /// Longest other text (host, user agent, content type, label, method) a record keeps, in bytes.
 pub const MAX_TEXT_BYTES: usize = 256;
+/// Most path segments and query names a record keeps (a collector's default limit).
+pub const MAX_SEGMENTS: usize = 64;
+
+/// The path cut after `max` segments (segments follow the leading `/`).
+pub fn cap_segments(path: &str, max: usize) -> &str {
+    let Some(rest) = path.strip_prefix('/') else {
+        return path;
+    };
+    match rest.match_indices('/').nth(max.saturating_sub(1)) {
+        // `at` is the offset of a '/' in `rest`, so `at + 1` is a char boundary in `path`.
+        Some((at, _)) => path.get(..at + 1).unwrap_or(path),
+        None => path,
+    }
+}
 
 /// Content type of an encoded batch or batch reply.
 pub const CONTENT_TYPE: &str = "application/x-plumbline-batch";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_capping_keeps_short_paths_whole() {
+        assert_eq!(cap_segments("/a/b/c", 2), "/a/b");
+        assert_eq!(cap_segments("/a/b", 2), "/a/b");
+        assert_eq!(cap_segments("/", 1), "/");
+        assert_eq!(cap_segments("*", 1), "*");
+        assert_eq!(cap_segments("/é/ü/x", 2), "/é/ü");
+    }
+}

@@ -55,6 +55,14 @@ pub enum ClientError {
         message: String,
     },
     #[error(
+        "{refused}; a single record alone is {bytes} bytes as a batch (a long path, query or \
+         user agent): raise the collector's max_body_bytes"
+    )]
+    RecordTooLarge {
+        bytes: usize,
+        refused: Box<ClientError>,
+    },
+    #[error(
         "collector address {base:?} is not an http:// URL like http://127.0.0.1:7070 (the CLI \
          speaks plain HTTP; put a TLS proxy in front of it if needed)"
     )]

@@ -25,6 +25,7 @@ use crate::ingest::entry::{batch_ranges, to_batch, to_batches, Entry};
 use crate::ingest::logfile::{self, FileError, FileReport, Options, EXAMPLES};
 use crate::ingest::LineError;
 use crate::store::persisted::Persisted;
+use plumbline_wire::Limits;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::path::{Path, PathBuf};
@@ -57,6 +58,17 @@ pub enum IngestError {
     NotRegular { path: PathBuf },
     #[error("- (standard input) is given more than once")]
     StdinTwice,
+    #[error(
+        "{path}: {} is dated more than a day ahead of this machine's clock (line {line}: \
+         {error}), so nothing was ingested; is the clock right?",
+        first_lines(*.lines)
+    )]
+    Future {
+        path: PathBuf,
+        lines: u64,
+        line: u64,
+        error: LineError,
+    },
     #[error(
         "{path}: {} as --format {format} (line {line}: {error}), so nothing was ingested; is \
          --format right?{suggestion}",
@@ -113,6 +125,15 @@ pub fn run(args: &IngestArgs, file: &FileConfig) -> Result<ExitCode, CliError> {
             client.post_batch(&to_batch(&[]))?;
             Ok(ingest_all(&inputs, options, poster(&client)))
         }
+    }
+}
+
+/// A file's first lines, all of which are dated ahead.
+fn first_lines(lines: u64) -> String {
+    if lines == 1 {
+        "its one line".to_string()
+    } else {
+        format!("each of its first {lines} lines")
     }
 }
 
@@ -176,6 +197,14 @@ fn check_file(path: &Path, options: Options<'_>) -> Result<(), IngestError> {
         other => IngestError::File(other),
     })?;
     match report.examples.first() {
+        Some((line, error)) if report.none_read() && report.all_future() => {
+            Err(IngestError::Future {
+                path: path.to_path_buf(),
+                lines: report.lines,
+                line: *line,
+                error: error.clone(),
+            })
+        }
         Some((line, error)) if report.none_read() => Err(IngestError::WrongFormat {
             path: path.to_path_buf(),
             lines: report.lines,
@@ -203,13 +232,28 @@ fn poster(client: &Client) -> Sink<'_> {
         client,
         instance: RandomState::new().hash_one(std::process::id()),
         seq: 0,
+        stored: 0,
     };
     Box::new(move |entries| {
         for range in batch_ranges(entries) {
-            sender.post(&entries[range])?;
+            sender.post(&entries[range]).map_err(|source| SendError {
+                stored: sender.stored,
+                source,
+            })?;
         }
         Ok(())
     })
+}
+
+/// A batch the collector did not take, and what it took before.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{source} ({stored} records were stored before it; sending the same input again counts \
+     those twice)"
+)]
+struct SendError {
+    stored: u64,
+    source: ClientError,
 }
 
 /// Posts entries as batches of one instance, numbered in turn.
@@ -217,25 +261,40 @@ struct Sender<'a> {
     client: &'a Client,
     instance: u64,
     seq: u64,
+    /// Entries the collector took.
+    stored: u64,
 }
 
 impl Sender<'_> {
     /// Posts the entries as one batch or, when the collector refuses that as too large (its
-    /// `max_body_bytes` may be set below a chunk's size), as two halves, and so on down to one
-    /// entry. A refused batch was not stored, so its entries are sent once.
+    /// `max_body_bytes` may be set below a chunk's size) or it holds more strings than a
+    /// collector takes, as two halves, and so on down to one entry. A refused batch was not
+    /// stored, so its entries are sent once.
     fn post(&mut self, entries: &[Entry]) -> Result<(), ClientError> {
         let mut batch = to_batch(entries);
+        let halves = |sender: &mut Self| {
+            let (first, second) = entries.split_at(entries.len() / 2);
+            sender.post(first)?;
+            sender.post(second)
+        };
+        if batch.strings.len() > Limits::default().max_strings && entries.len() > 1 {
+            return halves(self);
+        }
         batch.node = NODE.to_string();
         batch.instance = self.instance;
         batch.seq = self.seq;
         self.seq += 1;
         match self.client.post_batch(&batch) {
-            Err(err) if err.too_large() && entries.len() > 1 => {
-                let (first, second) = entries.split_at(entries.len() / 2);
-                self.post(first)?;
-                self.post(second)
+            Err(err) if err.too_large() && entries.len() > 1 => halves(self),
+            Err(err) if err.too_large() => Err(ClientError::RecordTooLarge {
+                bytes: batch.encode().len(),
+                refused: Box::new(err),
+            }),
+            Err(err) => Err(err),
+            Ok(_) => {
+                self.stored += entries.len() as u64;
+                Ok(())
             }
-            result => result.map(drop),
         }
     }
 }
@@ -275,13 +334,24 @@ fn judge(report: &FileReport, options: Options<'_>) -> bool {
     let path = report.path.display();
     let format = options.format.name();
     let suggestion = suggestion(report, options);
+    let ahead = "dated more than a day ahead of this machine's clock; is the clock right?";
+    if report.none_read() && report.all_future() {
+        eprintln!("plumbline: {path}: every line is {ahead}");
+        return false;
+    }
     if report.none_read() {
         eprintln!(
             "plumbline: {path}: no line reads as --format {format}; is --format right?{suggestion}"
         );
         return false;
     }
-    if report.mostly_bad() {
+    if report.mostly_bad() && report.all_future() {
+        eprintln!(
+            "plumbline: warning: {path}: {} of {} lines are bad, more than read as records \
+             ({}), each {ahead}",
+            report.bad, report.lines, report.records
+        );
+    } else if report.mostly_bad() {
         eprintln!(
             "plumbline: warning: {path}: {} of {} lines are bad, more than read as records \
              ({}); is --format {format} right?{suggestion}",

@@ -22,6 +22,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:7070";
 pub const DEFAULT_DATA: &str = "./plumbline-data";
 /// Largest batch body accepted by default (8 MiB).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+/// The smallest `max_body_bytes` a config may set.
+const MIN_BODY_BYTES: usize = 64 * 1024;
 
 /// Why the configuration could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -175,7 +177,9 @@ impl FileConfig {
     }
 
     pub fn max_body_bytes(&self) -> Result<usize, ConfigError> {
-        let value = at_least("max_body_bytes", self.max_body_bytes, 1024)?;
+        // Room for one record at the wire's limits (about 19 KB: a 1,024-byte path, 64 query
+        // names of 256 bytes, four texts of 256) with its batch around it.
+        let value = at_least("max_body_bytes", self.max_body_bytes, MIN_BODY_BYTES)?;
         Ok(value.unwrap_or(DEFAULT_MAX_BODY_BYTES))
     }
 
@@ -431,13 +435,36 @@ mod tests {
     }
 
     #[test]
+    fn the_smallest_body_limit_holds_a_record_at_every_text_limit() {
+        // Before, 1,024 bytes was allowed, and a record within the wire's limits needed about
+        // 1,400: such a record could never be stored.
+        use crate::ingest::entry::{to_batch, Entry};
+        let segment = "s".repeat(15);
+        let entry = Entry {
+            time_ms: 1_700_000_000_000,
+            method: "M".repeat(256),
+            host: "h".repeat(256),
+            path: format!("/{}", vec![segment; 64].join("/")),
+            query: (0..64).map(|i| format!("{i:0>256}")).collect(),
+            label: Some("l".repeat(256)),
+            user_agent: Some("u".repeat(256)),
+            client: Some("2001:db8::1".parse().unwrap()),
+            consumer: Some(plumbline_wire::ConsumerId([9; 16])),
+            ..Entry::default()
+        };
+        assert_eq!(entry.path.len(), 1_024);
+        let bytes = to_batch(&[entry]).encode().len();
+        assert!(bytes > 16 * 1024 && bytes < MIN_BODY_BYTES, "{bytes}");
+    }
+
+    #[test]
     fn a_value_below_its_minimum_says_the_minimum_in_plain_words() {
         // Before: `is out of range (at least 2 (1024 for max_body_bytes))`.
         let config: FileConfig = toml::from_str("max_body_bytes = 0").unwrap();
         let err = config.max_body_bytes().unwrap_err().to_string();
         assert_eq!(
             err,
-            "config value max_body_bytes = 0 is too small: it must be at least 1024"
+            "config value max_body_bytes = 0 is too small: it must be at least 65536"
         );
     }
 

@@ -7,7 +7,7 @@
 use super::entry::Entry;
 use super::{combined, envoy_json, Format, LineError};
 use crate::api::views::rfc3339;
-use plumbline_wire::{MAX_PATH_BYTES, MAX_TEXT_BYTES};
+use plumbline_wire::{cap_segments, MAX_PATH_BYTES, MAX_SEGMENTS, MAX_TEXT_BYTES};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -35,6 +35,8 @@ pub struct FileReport {
     pub lines: u64,
     pub records: u64,
     pub bad: u64,
+    /// Bad lines dated more than a day ahead of the clock.
+    pub future: u64,
     /// The first bad lines: line number and why.
     pub examples: Vec<(u64, LineError)>,
     /// The first bad line reads in the other format: the format given is likely wrong.
@@ -50,6 +52,12 @@ impl FileReport {
     /// More lines were bad than were read.
     pub fn mostly_bad(&self) -> bool {
         self.bad > self.records
+    }
+
+    /// Every bad line was dated ahead of the clock: the format is right, the clock (or the
+    /// log) is not.
+    pub fn all_future(&self) -> bool {
+        self.bad > 0 && self.future == self.bad
     }
 }
 
@@ -137,6 +145,7 @@ fn read_line(bytes: &[u8], options: Options<'_>, report: &mut FileReport, chunk:
         Ok(entry) => chunk.push(entry),
         Err(err) => {
             report.bad += 1;
+            report.future += u64::from(matches!(err, LineError::Future(_)));
             if report.bad == 1 {
                 report.other_format_reads = parse(line, options.format.other(), options).is_ok();
             }
@@ -166,12 +175,16 @@ fn now_ms() -> u64 {
 }
 
 /// Refuses a time in the future and keeps text within what a filter's record keeps (a
-/// path of 1,024 bytes, other text of 256), cut on a character boundary.
+/// path of 1,024 bytes and 64 segments, 64 query names, other text of 256 bytes), cut on a
+/// character boundary; a collector refuses a batch with more.
 fn bounded(mut e: Entry, now_ms: u64) -> Result<Entry, LineError> {
     if e.time_ms > now_ms.saturating_add(FUTURE_MS) {
         return Err(LineError::Future(rfc3339(e.time_ms)));
     }
     cut(&mut e.path, MAX_PATH_BYTES);
+    let segments = cap_segments(&e.path, MAX_SEGMENTS).len();
+    e.path.truncate(segments);
+    e.query.truncate(MAX_SEGMENTS);
     cut(&mut e.host, MAX_TEXT_BYTES);
     for text in [&mut e.label, &mut e.user_agent].into_iter().flatten() {
         cut(text, MAX_TEXT_BYTES);
@@ -313,6 +326,11 @@ mod tests {
         };
         assert!(matches!(err, LineError::Future(_)), "{err:?}");
         assert!(err.to_string().contains("more than a day ahead"), "{err}");
+        let mut many = entry(now, &"/s".repeat(70));
+        many.query = (0..70).map(|i| format!("q{i}")).collect();
+        let kept = bounded(many, now).unwrap();
+        assert_eq!(kept.path, "/s".repeat(64));
+        assert_eq!(kept.query.len(), MAX_SEGMENTS);
         let long = format!("/{}", "é".repeat(5_000));
         let kept = bounded(entry(now, &long), now).unwrap();
         assert!(kept.path.len() <= MAX_PATH_BYTES && kept.path.len() >= MAX_PATH_BYTES - 1);

@@ -43,8 +43,8 @@ pub enum StoreError {
     )]
     NotPlumbline { dir: PathBuf },
     #[error(
-        "the database {file} is empty (0 bytes), as if cut short; restore a copy, or move it \
-         aside and let `plumbline serve` or `plumbline ingest` start afresh"
+        "the database {file} is empty (0 bytes), as if cut short; restore a copy, or remove it \
+         and let `plumbline serve` or `plumbline ingest` start afresh"
     )]
     Empty { file: PathBuf },
     #[error("cannot use data directory {dir}: {source}")]
@@ -158,8 +158,8 @@ pub struct Store {
 
 impl Store {
     /// Holds the data directory (created when `create`) and opens its database; without
-    /// `create`, a directory without a database, or with an empty one, is refused and left
-    /// untouched.
+    /// `create`, a directory without a database is refused and left untouched, and an empty
+    /// database file is refused either way.
     pub fn open(path: &Path, create: bool) -> Result<Store, StoreError> {
         if !create && path.is_dir() && !path.join(DB_FILE).exists() {
             return Err(StoreError::NotPlumbline {
@@ -168,8 +168,9 @@ impl Store {
         }
         let dir = DataDir::acquire(path, create)?;
         let file = path.join(DB_FILE);
-        // SQLite takes an empty file for a new database: a reader would write one into it.
-        if !create && std::fs::metadata(&file).is_ok_and(|m| m.len() == 0) {
+        // SQLite takes an empty file for a new database and would write one into it, hiding
+        // that the old one was cut short.
+        if std::fs::metadata(&file).is_ok_and(|m| m.len() == 0) {
             return Err(StoreError::Empty { file });
         }
         let named = |source| StoreError::Open {

@@ -210,21 +210,24 @@ fn a_damaged_database_is_refused_with_its_file_named_and_left_as_it_was() {
 }
 
 #[test]
-fn an_empty_database_is_refused_for_reading_and_left_empty() {
+fn an_empty_database_is_refused_and_left_empty() {
     // Before, `plumbline alerts --data DIR` over a database cut to 0 bytes wrote a new empty
-    // one into it and showed empty tables.
+    // one into it and showed empty tables, and `serve` carried on as if it were new.
     let dir = TempDir::new("empty-db");
     let file = dir.path().join(DB_FILE);
     std::fs::write(&file, b"").unwrap();
-    let Err(err) = Store::open(dir.path(), false) else {
-        panic!("an empty database was opened for reading");
-    };
-    assert!(matches!(err, StoreError::Empty { .. }), "{err}");
-    assert!(err.to_string().contains("is empty (0 bytes)"), "{err}");
-    assert_eq!(std::fs::metadata(&file).unwrap().len(), 0);
+    for create in [false, true] {
+        let Err(err) = Store::open(dir.path(), create) else {
+            panic!("an empty database was opened (create {create})");
+        };
+        assert!(matches!(err, StoreError::Empty { .. }), "{err}");
+        assert!(err.to_string().contains("is empty (0 bytes)"), "{err}");
+        assert_eq!(std::fs::metadata(&file).unwrap().len(), 0);
+    }
+    std::fs::remove_file(&file).unwrap();
     assert!(
         Store::open(dir.path(), true).is_ok(),
-        "serve and ingest start afresh"
+        "without it, a new one is made"
     );
 }
 
