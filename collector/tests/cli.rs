@@ -500,6 +500,15 @@ fn ingest_to_a_collector_with_a_small_body_limit_sends_smaller_batches_and_loses
         .map(|c| c["calls"].as_u64().unwrap())
         .sum();
     assert_eq!(calls, 5_000, "every line once");
+    // The second chunk goes at the size that fitted the first, not halved down to it again.
+    let (_, metrics) = get(&server, "/metrics", None);
+    let refused: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("plumbline_batches_rejected_total{reason=\"too_large\"} "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{metrics}"));
+    let halvings = (4_096f64).log2() as u64;
+    assert!(refused >= 1 && refused <= halvings, "{refused} refused");
     server.stop();
 }
 

@@ -421,3 +421,59 @@ fn the_serve_binary_stops_on_sigterm_with_its_state_saved_and_its_directory_rele
     let inventory: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(inventory, expected_inventory());
 }
+
+#[test]
+fn serve_keeps_serving_when_its_log_pipe_is_closed() {
+    // Before, `plumbline serve ... 2>&1 | head -1` died (exit 101) on its next log line:
+    // the logger reported the broken pipe on stderr, which panicked.
+    use std::io::{BufRead, BufReader};
+    let dir = TempDir::new("closed-log");
+    let data = dir.path().join("d");
+    let child = Command::new(env!("CARGO_BIN_EXE_plumbline"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(&data)
+        .env("PLUMBLINE_INGEST_TOKEN", TOKEN)
+        .env("RUST_LOG", "info")
+        .env_remove("PLUMBLINE_CONFIG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = Reaped(child);
+    let addr = {
+        let mut log = BufReader::new(child.0.stderr.take().unwrap());
+        let mut line = String::new();
+        loop {
+            line.clear();
+            assert!(
+                log.read_line(&mut line).unwrap() > 0,
+                "serve did not listen"
+            );
+            if let Some(rest) = line
+                .split("addr=")
+                .nth(1)
+                .filter(|_| line.contains("listening"))
+            {
+                break rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap()
+                    .parse::<SocketAddr>()
+                    .unwrap();
+            }
+        }
+        // The reading end is dropped here: every later log line meets a closed pipe.
+    };
+    let server = TestServer {
+        addr,
+        stop: None,
+        thread: None,
+    };
+    for _ in 0..3 {
+        let (status, _, _) = post(&server, b"not a batch", Some(TOKEN));
+        assert_eq!(status, 400, "each refusal is logged, and answered");
+    }
+    let (status, _, _) = post(&server, &sample().encode(), Some(TOKEN));
+    assert_eq!(status, 200);
+    assert!(child.0.try_wait().unwrap().is_none(), "serve exited");
+}

@@ -233,6 +233,7 @@ fn poster(client: &Client) -> Sink<'_> {
         instance: RandomState::new().hash_one(std::process::id()),
         seq: 0,
         stored: 0,
+        fits: usize::MAX,
     };
     Box::new(move |entries| {
         for range in batch_ranges(entries) {
@@ -263,17 +264,27 @@ struct Sender<'a> {
     seq: u64,
     /// Entries the collector took.
     stored: u64,
+    /// Most entries a batch holds since one was refused as too large, so later chunks are cut
+    /// to that size at once instead of being halved down to it again.
+    fits: usize,
 }
 
 impl Sender<'_> {
     /// Posts the entries as one batch or, when the collector refuses that as too large (its
     /// `max_body_bytes` may be set below a chunk's size) or it holds more strings than a
-    /// collector takes, as two halves, and so on down to one entry. A refused batch was not
-    /// stored, so its entries are sent once.
+    /// collector takes, as two halves, and so on down to one entry; later chunks go in pieces
+    /// of the size that fitted. A refused batch was not stored, so its entries are sent once.
     fn post(&mut self, entries: &[Entry]) -> Result<(), ClientError> {
+        if entries.len() > self.fits {
+            for piece in entries.chunks(self.fits) {
+                self.post(piece)?;
+            }
+            return Ok(());
+        }
         let mut batch = to_batch(entries);
         let halves = |sender: &mut Self| {
             let (first, second) = entries.split_at(entries.len() / 2);
+            sender.fits = sender.fits.min(first.len());
             sender.post(first)?;
             sender.post(second)
         };

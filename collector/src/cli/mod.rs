@@ -465,7 +465,8 @@ pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-/// Logs to stderr; `RUST_LOG` overrides `default`.
+/// Logs to stderr; `RUST_LOG` overrides `default`. A log line that cannot be written (stderr
+/// a closed pipe) is lost, not reported on stderr, which would panic the collector.
 pub fn init_tracing(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
@@ -473,6 +474,7 @@ pub fn init_tracing(default: &str) {
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
+        .log_internal_errors(false)
         .try_init();
 }
 
