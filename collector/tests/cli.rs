@@ -32,6 +32,20 @@ fn log(dir: &TempDir, name: &str, lines: &[&str]) -> String {
     path.to_str().unwrap().to_string()
 }
 
+/// A combined-format line of `client` asking for `target`.
+fn request_line(client: &str, target: &str) -> String {
+    format!(
+        r#"{client} - - [17/May/2015:10:05:03 +0000] "GET {target} HTTP/1.1" 200 512 "-" "curl/8""#
+    )
+}
+
+/// `plumbline ingest --format combined --server` of `file` to `server`.
+fn ingest_to(server: &TestServer, file: &str) -> Output {
+    let url = format!("http://{}", server.addr);
+    let args = ["ingest", "--format", "combined", "--server", &url, file];
+    plumbline(&args, &[SALT, ("PLUMBLINE_INGEST_TOKEN", TOKEN)])
+}
+
 fn calls(data: &str) -> u64 {
     let out = plumbline(&["inventory", "--data", data, "--json"], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -473,20 +487,17 @@ fn ingest_to_a_collector_with_a_small_body_limit_sends_smaller_batches_and_loses
     // max_body_bytes: it closed the connection and the CLI said it could not reach it.
     let dir = TempDir::new("ingest-small-limit");
     let mut server = TestServer::start(dir.path(), 16 * 1024, None);
-    let url = format!("http://{}", server.addr);
     let lines: Vec<String> = (0..5_000)
         .map(|i| {
-            format!(
-                r#"10.0.{}.{} - - [17/May/2015:10:05:03 +0000] "GET /users/{i} HTTP/1.1" 200 512 "-" "curl/8""#,
-                i / 250,
-                i % 250
+            request_line(
+                &format!("10.0.{}.{}", i / 250, i % 250),
+                &format!("/users/{i}"),
             )
         })
         .collect();
     let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
     let file = log(&dir, "many.log", &refs);
-    let args = ["ingest", "--format", "combined", "--server", &url, &file];
-    let out = plumbline(&args, &[SALT, ("PLUMBLINE_INGEST_TOKEN", TOKEN)]);
+    let out = ingest_to(&server, &file);
     assert!(out.status.success(), "{}", stderr(&out));
     let filters = get_json(&server, "/v1/filters");
     let filter = &filters["filters"][0];
@@ -516,20 +527,15 @@ fn ingest_to_a_collector_with_a_small_body_limit_sends_smaller_batches_and_loses
 fn a_record_too_large_for_the_collector_alone_is_named_and_the_stored_count_said() {
     let dir = TempDir::new("ingest-one-too-large");
     let mut server = TestServer::start(dir.path(), 4 * 1024, None);
-    let url = format!("http://{}", server.addr);
     let query: Vec<String> = (0..64).map(|i| format!("{i:0>200}=1")).collect();
-    let huge = format!(
-        r#"10.0.0.9 - - [17/May/2015:10:05:04 +0000] "GET /big?{} HTTP/1.1" 200 1 "-" "curl/8""#,
-        query.join("&")
-    );
+    let huge = request_line("10.0.0.9", &format!("/big?{}", query.join("&")));
     let lines: Vec<&str> = vec![COMBINED; 10]
         .into_iter()
         .chain([huge.as_str()])
         .chain(vec![COMBINED; 5])
         .collect();
     let file = log(&dir, "huge.log", &lines);
-    let args = ["ingest", "--format", "combined", "--server", &url, &file];
-    let out = plumbline(&args, &[SALT, ("PLUMBLINE_INGEST_TOKEN", TOKEN)]);
+    let out = ingest_to(&server, &file);
     assert!(!out.status.success());
     let message = stderr(&out);
     assert!(message.contains("a single record alone is"), "{message}");
@@ -551,20 +557,12 @@ fn ingest_to_a_collector_keeps_records_with_more_query_names_and_segments_than_i
     // Before, a line with 70 query names made the collector refuse the whole batch (400).
     let dir = TempDir::new("ingest-many-names");
     let mut server = TestServer::start(dir.path(), 1 << 20, None);
-    let url = format!("http://{}", server.addr);
     let query: Vec<String> = (0..70).map(|i| format!("p{i}=1")).collect();
     let segments: Vec<String> = (0..70).map(|i| format!("s{i}")).collect();
-    let many_names = format!(
-        r#"10.0.0.9 - - [17/May/2015:10:05:04 +0000] "GET /a?{} HTTP/1.1" 200 1 "-" "curl/8""#,
-        query.join("&")
-    );
-    let deep = format!(
-        r#"10.0.0.9 - - [17/May/2015:10:05:05 +0000] "GET /{} HTTP/1.1" 200 1 "-" "curl/8""#,
-        segments.join("/")
-    );
+    let many_names = request_line("10.0.0.9", &format!("/a?{}", query.join("&")));
+    let deep = request_line("10.0.0.9", &format!("/{}", segments.join("/")));
     let file = log(&dir, "names.log", &[&many_names, &deep, COMBINED]);
-    let args = ["ingest", "--format", "combined", "--server", &url, &file];
-    let out = plumbline(&args, &[SALT, ("PLUMBLINE_INGEST_TOKEN", TOKEN)]);
+    let out = ingest_to(&server, &file);
     assert!(out.status.success(), "{}", stderr(&out));
     let filters = get_json(&server, "/v1/filters");
     assert_eq!(filters["filters"][0]["records"], 3, "{filters}");

@@ -343,19 +343,37 @@ fn ingesting_a_log_offline_then_reading_the_inventory_offline_works() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no consumer has the id"));
 }
 
+/// `plumbline serve` on a free port of 127.0.0.1 with its log on a pipe, killed when dropped.
+fn spawn_serve(data: &str) -> Reaped {
+    let child = Command::new(env!("CARGO_BIN_EXE_plumbline"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data", data])
+        .env("PLUMBLINE_INGEST_TOKEN", TOKEN)
+        .env("RUST_LOG", "info")
+        .env_remove("PLUMBLINE_CONFIG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    Reaped(child)
+}
+
+/// The address of a "collector listening" log line.
+fn listening_in(line: &str) -> Option<&str> {
+    let rest = line
+        .split("addr=")
+        .nth(1)
+        .filter(|_| line.contains("listening"))?;
+    rest.split_whitespace().next()
+}
+
 /// Reads the child's stderr until the "collector listening" line; answers its address.
 fn listening_addr(stderr: std::process::ChildStderr) -> SocketAddr {
     use std::io::{BufRead, BufReader};
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line
-                .split("addr=")
-                .nth(1)
-                .filter(|_| line.contains("listening"))
-            {
-                let addr = rest.split_whitespace().next().unwrap_or("").to_string();
-                let _ = tx.send(addr);
+            if let Some(addr) = listening_in(&line) {
+                let _ = tx.send(addr.to_string());
             }
         }
     });
@@ -380,16 +398,7 @@ fn the_serve_binary_stops_on_sigterm_with_its_state_saved_and_its_directory_rele
     let dir = TempDir::new("sigterm");
     let data = dir.path().join("d");
     let data = data.to_str().unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_plumbline"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data", data])
-        .env("PLUMBLINE_INGEST_TOKEN", TOKEN)
-        .env("RUST_LOG", "info")
-        .env_remove("PLUMBLINE_CONFIG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut child = Reaped(child);
+    let mut child = spawn_serve(data);
     let addr = listening_addr(child.0.stderr.take().unwrap());
     let server = TestServer {
         addr,
@@ -429,17 +438,7 @@ fn serve_keeps_serving_when_its_log_pipe_is_closed() {
     use std::io::{BufRead, BufReader};
     let dir = TempDir::new("closed-log");
     let data = dir.path().join("d");
-    let child = Command::new(env!("CARGO_BIN_EXE_plumbline"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(&data)
-        .env("PLUMBLINE_INGEST_TOKEN", TOKEN)
-        .env("RUST_LOG", "info")
-        .env_remove("PLUMBLINE_CONFIG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut child = Reaped(child);
+    let mut child = spawn_serve(data.to_str().unwrap());
     let addr = {
         let mut log = BufReader::new(child.0.stderr.take().unwrap());
         let mut line = String::new();
@@ -449,17 +448,8 @@ fn serve_keeps_serving_when_its_log_pipe_is_closed() {
                 log.read_line(&mut line).unwrap() > 0,
                 "serve did not listen"
             );
-            if let Some(rest) = line
-                .split("addr=")
-                .nth(1)
-                .filter(|_| line.contains("listening"))
-            {
-                break rest
-                    .split_whitespace()
-                    .next()
-                    .unwrap()
-                    .parse::<SocketAddr>()
-                    .unwrap();
+            if let Some(addr) = listening_in(&line) {
+                break addr.parse::<SocketAddr>().unwrap();
             }
         }
         // The reading end is dropped here: every later log line meets a closed pipe.

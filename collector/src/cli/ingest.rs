@@ -356,16 +356,15 @@ fn judge(report: &FileReport, options: Options<'_>) -> bool {
         );
         return false;
     }
-    if report.mostly_bad() && report.all_future() {
+    if report.mostly_bad() {
+        let why = if report.all_future() {
+            format!(", each {ahead}")
+        } else {
+            format!("; is --format {format} right?{suggestion}")
+        };
         eprintln!(
             "plumbline: warning: {path}: {} of {} lines are bad, more than read as records \
-             ({}), each {ahead}",
-            report.bad, report.lines, report.records
-        );
-    } else if report.mostly_bad() {
-        eprintln!(
-            "plumbline: warning: {path}: {} of {} lines are bad, more than read as records \
-             ({}); is --format {format} right?{suggestion}",
+             ({}){why}",
             report.bad, report.lines, report.records
         );
     }
